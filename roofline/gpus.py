@@ -1,0 +1,204 @@
+"""GPU database: datasheet figures from ``data/gpus.toml``, plus calibration.
+
+Two roofs exist for every GPU and datatype (DESIGN.md, "Core definitions"):
+
+* **datasheet**: the dense peak FLOP/s and DRAM bandwidth NVIDIA publishes;
+* **achievable**: what a well-optimized kernel actually reaches. It comes from a
+  calibration file that ``kernels/`` writes from microbenchmarks (best large
+  GEMM, STREAM-like copy). Without one, it is the datasheet figure scaled by
+  the documented default efficiencies in ``roofline.efficiency``.
+
+Every report names the roof it used and where the figure came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+from . import efficiency
+from .errors import RooflineError
+from .ir import DTYPE_BYTES
+
+CALIBRATION_FORMAT = "roofline-calibration"
+
+
+@dataclass(frozen=True)
+class SMLimits:
+    """Per-SM occupancy limits of a compute capability (CUDA Programming Guide)."""
+
+    max_threads_per_sm: int
+    max_blocks_per_sm: int
+    registers_per_sm: int
+    max_shared_memory_per_sm_bytes: int
+
+
+@dataclass(frozen=True)
+class GPU:
+    key: str
+    name: str
+    aliases: tuple[str, ...]
+    compute_capability: str
+    sms: int
+    boost_clock_mhz: float | None
+    dram_bandwidth_bytes_s: float
+    memory_bytes: int
+    l2_bytes: int
+    peak_flops_s: Mapping[str, float]
+    sm_limits: SMLimits
+    sources: Mapping[str, str]
+
+    def datasheet_roof(self, dtype: str) -> Roof:
+        return Roof(
+            kind="datasheet",
+            flops_s=self.peak(dtype),
+            dram_bytes_s=self.dram_bandwidth_bytes_s,
+            source=f"{self.sources['peak_flops_s']}; {self.sources['dram_bandwidth_bytes_s']}",
+        )
+
+    def peak(self, dtype: str) -> float:
+        if dtype not in DTYPE_BYTES:
+            raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+        if dtype not in self.peak_flops_s:
+            have = ", ".join(self.peak_flops_s)
+            raise RooflineError(
+                f"{self.name} has no datasheet {dtype} peak (it has: {have}); pick one of those dtypes"
+            )
+        return self.peak_flops_s[dtype]
+
+
+@dataclass(frozen=True)
+class Roof:
+    """The two numbers a roofline needs, and where they came from.
+
+    attainable FLOP/s = min(flops_s, AI x dram_bytes_s) (Williams et al.,
+    "Roofline", CACM 2009); CMR = flops_s / dram_bytes_s (DESIGN.md).
+    """
+
+    kind: str  # "datasheet" or "achievable"
+    flops_s: float
+    dram_bytes_s: float
+    source: str
+
+    @property
+    def cmr(self) -> float:
+        return self.flops_s / self.dram_bytes_s
+
+    def attainable_flops_s(self, arithmetic_intensity: float) -> float:
+        return min(self.flops_s, arithmetic_intensity * self.dram_bytes_s)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "flops_s": self.flops_s,
+            "dram_bytes_s": self.dram_bytes_s,
+            "cmr": self.cmr,
+            "source": self.source,
+        }
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+@cache
+def _database() -> tuple[dict[str, GPU], dict[str, str]]:
+    raw = tomllib.loads(resources.files("roofline.data").joinpath("gpus.toml").read_text())
+    limits = {
+        cc: SMLimits(**{k: v for k, v in spec.items() if k != "source"})
+        for cc, spec in raw["compute_capability"].items()
+    }
+    gpus: dict[str, GPU] = {}
+    aliases: dict[str, str] = {}
+    for key, spec in raw["gpu"].items():
+        gpu = GPU(
+            key=key,
+            name=spec["name"],
+            aliases=tuple(spec.get("aliases", ())),
+            compute_capability=spec["compute_capability"],
+            sms=spec["sms"],
+            boost_clock_mhz=spec.get("boost_clock_mhz"),
+            dram_bandwidth_bytes_s=float(spec["dram_bandwidth_bytes_s"]),
+            memory_bytes=int(spec["memory_bytes"]),
+            l2_bytes=int(spec["l2_bytes"]),
+            peak_flops_s=MappingProxyType({k: float(v) for k, v in spec["peak_flops_s"].items()}),
+            sm_limits=limits[spec["compute_capability"]],
+            sources=MappingProxyType(dict(spec["sources"])),
+        )
+        gpus[key] = gpu
+        for alias in (key, *gpu.aliases):
+            aliases[_normalize(alias)] = key
+    return gpus, aliases
+
+
+def all_gpus() -> list[GPU]:
+    return list(_database()[0].values())
+
+
+def get_gpu(name: str) -> GPU:
+    """Look a GPU up by key or alias, case-insensitively."""
+    gpus, aliases = _database()
+    key = aliases.get(_normalize(name))
+    if key is None:
+        close = difflib.get_close_matches(_normalize(name), aliases, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise RooflineError(f"unknown GPU {name!r}: {hint}run `roofline gpus` for the list")
+    return gpus[key]
+
+
+def achievable_roof(gpu: GPU, dtype: str, calibration: Mapping | None = None) -> Roof:
+    """The roof a well-optimized engine reaches (see ``roofline.efficiency``)."""
+    datasheet = gpu.datasheet_roof(dtype)
+    if calibration is not None:
+        flops = calibration["peak_flops_s"].get(dtype)
+        bandwidth = calibration.get("dram_bytes_s")
+        if flops is not None and bandwidth is not None:
+            return Roof("achievable", float(flops), float(bandwidth), f"calibration: {calibration['source']}")
+    return Roof(
+        kind="achievable",
+        flops_s=datasheet.flops_s * efficiency.COMPUTE,
+        dram_bytes_s=datasheet.dram_bytes_s * efficiency.BANDWIDTH,
+        source=(
+            f"datasheet x default efficiencies (compute {efficiency.COMPUTE}, "
+            f"bandwidth {efficiency.BANDWIDTH}; see roofline.efficiency)"
+        ),
+    )
+
+
+def load_calibration(path: str | Path, gpu: GPU) -> dict:
+    """Read a calibration file (JSON) and check it belongs to ``gpu``.
+
+    Format, written by the microbenchmarks of a later issue::
+
+        {"format": "roofline-calibration", "version": 1, "gpu": "h100-sxm",
+         "source": "kernels/calibrate.py on <host>, <date>",
+         "dram_bytes_s": 3.0e12, "peak_flops_s": {"fp16": 7.9e14, ...}}
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RooflineError(f"calibration file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RooflineError(f"calibration file {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT or data.get("version") != 1:
+        raise RooflineError(f"{path} is not a {CALIBRATION_FORMAT} version 1 file")
+    try:
+        owner = get_gpu(str(data["gpu"])).key
+        source = str(data["source"])
+        bandwidth = float(data["dram_bytes_s"])
+        peaks = {str(k): float(v) for k, v in dict(data["peak_flops_s"]).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RooflineError(f"calibration file {path} is malformed ({exc}); regenerate it") from None
+    if owner != gpu.key:
+        raise RooflineError(f"calibration file {path} was measured on {owner}, not {gpu.key}")
+    if bandwidth <= 0 or any(v <= 0 for v in peaks.values()):
+        raise RooflineError(f"calibration file {path} has a non-positive rate; regenerate it")
+    return {"source": source, "dram_bytes_s": bandwidth, "peak_flops_s": peaks}

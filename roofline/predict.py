@@ -1,0 +1,214 @@
+"""Roofline evaluation of a fused network on one GPU, datatype and batch.
+
+Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
+"Core definitions"):
+
+    AI_k     = FLOPs_k / bytes_k
+    time_k   = max(FLOPs_k / P, bytes_k / B) + t_launch
+    bound_k  = "compute" if AI_k >= P / B else "memory"
+
+where P and B are the achievable roof (``roofline.gpus.achievable_roof``) and
+t_launch is ``roofline.efficiency.KERNEL_OVERHEAD_S``. Kernels run one after
+another, as in an engine's single stream, so for the network
+
+    latency      = sum_k time_k
+    throughput   = batch / latency                       (images/s)
+    achieved     = FLOPs_per_image x throughput          (FLOP/s)
+    utilization  = achieved / peak                        (DESIGN.md)
+    AI           = sum_k FLOPs_k / sum_k bytes_k
+
+The "peak" of utilization and CMR is the datasheet roof unless the caller
+asks for the achievable one; the result always names it.
+
+Batch enters only through the byte and FLOP counts: activations scale with it
+and weights are read once per batch, so per-kernel arrays at batch 1 are
+rescaled instead of rebuilding the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import efficiency
+from .errors import RooflineError
+from .fusion import Kernel, fuse
+from .gpus import GPU, Roof, achievable_roof
+from .ir import DTYPE_BYTES, Network, numel
+
+PEAK_KINDS = ("datasheet", "achievable")
+
+
+@dataclass(frozen=True)
+class FusedNetwork:
+    """A network's kernels with their batch-1 counts as arrays."""
+
+    network: Network
+    kernels: tuple[Kernel, ...]
+    flops: np.ndarray  # per kernel, per image
+    activation_elems: np.ndarray  # per kernel, per image
+    weight_elems: np.ndarray  # per kernel, once per batch
+
+    @classmethod
+    def of(cls, network: Network) -> FusedNetwork:
+        per_image = network.with_batch(1) if network.batch != 1 else network
+        kernels = fuse(per_image)
+        return cls(
+            network=per_image,
+            kernels=kernels,
+            flops=np.array([k.flops() for k in kernels], dtype=np.float64),
+            activation_elems=np.array(
+                [sum(numel(s) for _, s in k.inputs) + numel(k.output_shape) for k in kernels],
+                dtype=np.float64,
+            ),
+            weight_elems=np.array([k.weight_elems for k in kernels], dtype=np.float64),
+        )
+
+    def bytes(self, batch: int, dtype_bytes: int) -> np.ndarray:
+        return (self.activation_elems * batch + self.weight_elems) * dtype_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The roofline prediction of one network at one (GPU, dtype, batch)."""
+
+    fused: FusedNetwork
+    gpu: GPU
+    dtype: str
+    batch: int
+    model_roof: Roof  # the roof that times kernels
+    peak: Roof  # the roof that utilization and CMR refer to
+    flops: np.ndarray
+    bytes: np.ndarray
+    time_s: np.ndarray
+
+    @property
+    def network(self) -> Network:
+        return self.fused.network
+
+    @cached_property
+    def total_flops(self) -> float:
+        return float(self.flops.sum())
+
+    @cached_property
+    def total_bytes(self) -> float:
+        return float(self.bytes.sum())
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        return self.total_flops / self.total_bytes
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.arithmetic_intensity >= self.peak.cmr else "memory"
+
+    @cached_property
+    def latency_s(self) -> float:
+        return float(self.time_s.sum())
+
+    @property
+    def throughput_img_s(self) -> float:
+        return self.batch / self.latency_s
+
+    @property
+    def achieved_flops_s(self) -> float:
+        return self.total_flops / self.latency_s
+
+    @property
+    def utilization(self) -> float:
+        return self.achieved_flops_s / self.peak.flops_s
+
+    def kernel_ai(self) -> np.ndarray:
+        return self.flops / self.bytes
+
+    def kernel_bound(self) -> list[str]:
+        compute = self.flops / self.model_roof.flops_s >= self.bytes / self.model_roof.dram_bytes_s
+        return ["compute" if c and f > 0 else "memory" for c, f in zip(compute, self.flops)]
+
+    def to_dict(self, layers: bool = True) -> dict[str, Any]:
+        net = self.network
+        out: dict[str, Any] = {
+            "model": net.name,
+            "source": net.source,
+            "gpu": self.gpu.key,
+            "gpu_name": self.gpu.name,
+            "dtype": self.dtype,
+            "batch": self.batch,
+            "resolution": net.resolution,
+            "flops_per_image": net.flops(),
+            "macs_per_image": net.macs(),
+            "elementwise_ops_per_image": sum(k.elementwise_ops() for k in self.fused.kernels),
+            "params": net.params(),
+            "bytes": self.total_bytes,
+            "arithmetic_intensity": self.arithmetic_intensity,
+            "cmr": self.peak.cmr,
+            "bound": self.bound,
+            "kernels": len(self.fused.kernels),
+            "predicted": {
+                "latency_s": self.latency_s,
+                "throughput_img_s": self.throughput_img_s,
+                "tflops": self.achieved_flops_s / 1e12,
+                "utilization": self.utilization,
+            },
+            "peak": self.peak.to_dict(),
+            "model_roof": self.model_roof.to_dict(),
+            "kernel_overhead_s": efficiency.KERNEL_OVERHEAD_S,
+            "unsupported_ops": dict(net.unsupported_ops),
+        }
+        if layers:
+            ai, bound = self.kernel_ai(), self.kernel_bound()
+            out["layers"] = [
+                {
+                    "name": k.name,
+                    "op": k.describe(),
+                    "fused": [layer.name for layer in k.fused],
+                    "flops": float(self.flops[i]),
+                    "bytes": float(self.bytes[i]),
+                    "arithmetic_intensity": float(ai[i]),
+                    "bound": bound[i],
+                    "time_s": float(self.time_s[i]),
+                }
+                for i, k in enumerate(self.fused.kernels)
+            ]
+        return out
+
+
+def evaluate(
+    network: Network | FusedNetwork,
+    gpu: GPU,
+    dtype: str = "fp16",
+    batch: int = 1,
+    *,
+    peak: str = "datasheet",
+    calibration: Mapping | None = None,
+) -> Estimate:
+    """Predict ``network`` on ``gpu`` at ``dtype`` and ``batch`` (see module doc)."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
+    if peak not in PEAK_KINDS:
+        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
+    if dtype not in DTYPE_BYTES:
+        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+    fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
+    model_roof = achievable_roof(gpu, dtype, calibration)
+    reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
+    flops = fused.flops * batch
+    nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
+    time_s = (
+        np.maximum(flops / model_roof.flops_s, nbytes / model_roof.dram_bytes_s)
+        + efficiency.KERNEL_OVERHEAD_S
+    )
+    return Estimate(
+        fused=fused,
+        gpu=gpu,
+        dtype=dtype,
+        batch=batch,
+        model_roof=model_roof,
+        peak=reference,
+        flops=flops,
+        bytes=nbytes,
+        time_s=time_s,
+    )
