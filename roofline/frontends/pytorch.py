@@ -57,7 +57,10 @@ ARITHMETIC_OPS = {
 }  # fmt: skip
 
 #: Ops that copy memory (layout changes, casts, padding).
-COPY_OPS = {aten.clone: "copy", aten._to_copy: "copy", aten.constant_pad_nd: "pad"}
+COPY_OPS = {
+    aten.clone: "copy", aten._to_copy: "copy", aten.constant_pad_nd: "pad",
+    aten.reflection_pad2d: "pad", aten.replication_pad2d: "pad",
+}  # fmt: skip
 
 #: Tensor factories and metadata queries: no layer, their outputs are constants.
 IGNORED_OPS = {

@@ -1,0 +1,1 @@
+"""Model definitions that live in this repo (need torch)."""
