@@ -7,6 +7,7 @@ bare name is an embedded zoo model (no torch needed).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -16,18 +17,18 @@ from .ir import Network
 
 
 def _torch_frontend():
-    try:
-        from .frontends import pytorch
-    except ImportError:
-        raise RooflineError("timm:/torchvision: models need torch: pip install 'roofline[torch]'") from None
+    if importlib.util.find_spec("torch") is None:
+        raise RooflineError("timm:/torchvision: models need torch: pip install 'roofline[torch]'")
+    from .frontends import pytorch
+
     return pytorch
 
 
 def _onnx_frontend():
-    try:
-        from .frontends import onnx_graph
-    except ImportError:
-        raise RooflineError("ONNX files need the onnx package: pip install 'roofline[onnx]'") from None
+    if importlib.util.find_spec("onnx") is None:
+        raise RooflineError("ONNX files need the onnx package: pip install 'roofline[onnx]'")
+    from .frontends import onnx_graph
+
     return onnx_graph
 
 
@@ -65,11 +66,9 @@ def resolve(spec: str, resolution: int | None = None) -> Network:
     source = zoo.ZOO_SOURCES[spec]
     if not source.startswith("timm:"):
         raise RooflineError(f"{spec} is stored at {network.resolution}x{network.resolution} only")
-    try:
-        import timm  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("timm") is None:
         raise RooflineError(
             f"the zoo stores {spec} at {network.resolution}; another resolution re-traces it from timm: "
             "pip install 'roofline[torch]'"
-        ) from None
+        )
     return _torch_frontend().from_timm(source.removeprefix("timm:"), resolution)

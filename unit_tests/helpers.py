@@ -1,0 +1,32 @@
+"""Small IR builders for hand-worked tests."""
+
+from __future__ import annotations
+
+from roofline import ir
+
+
+def conv(name, src, in_shape, out_channels, k, stride=1, pad=None, groups=1, bias=False, dilation=1):
+    n, c, h, w = in_shape
+    pad = k // 2 if pad is None else pad
+    oh = (h + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    ow = (w + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+    return ir.Conv(
+        name=name, inputs=(src,), output=name, input_shapes=(in_shape,),
+        output_shape=(n, out_channels, oh, ow), kernel=(k, k), stride=(stride, stride),
+        padding=(pad, pad), dilation=(dilation, dilation), groups=groups, bias=bias,
+    )  # fmt: skip
+
+
+def bn(name, src, shape):
+    return ir.Norm(name=name, inputs=(src,), output=name, input_shapes=(shape,), output_shape=shape,
+                   fn="batch", channels=shape[1])  # fmt: skip
+
+
+def ew(name, fn, srcs, shapes, out_shape=None):
+    return ir.Elementwise(name=name, inputs=tuple(srcs), output=name, input_shapes=tuple(shapes),
+                          output_shape=out_shape or shapes[0], fn=fn)  # fmt: skip
+
+
+def network(layers, inputs, outputs=None):
+    return ir.Network(name="test", inputs=tuple(inputs), outputs=tuple(outputs or (layers[-1].output,)),
+                      layers=tuple(layers))  # fmt: skip

@@ -1,0 +1,91 @@
+"""The CLI contract: JSON keys other tools parse, and one-line errors with exit 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from roofline.cli import main
+
+pytestmark = pytest.mark.analytic
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_analyze_json_contract(capsys):
+    code, out, _ = run(capsys, "analyze", "resnet50", "mobilenetv2_100", "--gpu", "a100", "--dtype", "bf16",
+                       "--batch", "64", "--json")  # fmt: skip
+    assert code == 0
+    models = json.loads(out)
+    assert [m["model"] for m in models] == ["resnet50", "mobilenetv2_100"]
+    for m in models:
+        assert (m["gpu"], m["dtype"], m["batch"]) == ("a100-sxm4-40gb", "bf16", 64)
+        assert m["resolution"] == 224
+        assert m["predicted"]["throughput_img_s"] > 0
+        assert m["layers"] and all(layer["time_s"] > 0 for layer in m["layers"])
+
+
+def test_analyze_table_and_summary(capsys):
+    code, out, _ = run(capsys, "analyze", "resnet18", "--batch", "8")
+    assert code == 0 and "conv3x3+bn+add+relu" in out and "datasheet peak" in out
+    code, out, _ = run(capsys, "analyze", "--zoo", "--summary")
+    assert code == 0 and "cifar_resnet56" in out and "efficientnet_b0" in out
+
+
+def test_gpus_and_zoo_listings(capsys):
+    code, out, _ = run(capsys, "gpus", "--json")
+    assert code == 0 and any(g["key"] == "h200" for g in json.loads(out))
+    code, out, _ = run(capsys, "zoo", "--json")
+    assert code == 0 and len(json.loads(out)) == 40
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["analyze", "resnet5"], "unknown model 'resnet5': did you mean resnet50"),
+        (["analyze", "resnet50", "--gpu", "k80"], "unknown GPU 'k80'"),
+        (["analyze", "resnet50", "--dtype", "fp64"], "invalid choice: 'fp64'"),
+        (["analyze", "resnet50", "--dtype", "tf32"], "no datasheet tf32 peak"),
+        (["analyze", "resnet50", "--batch", "0"], "must be a positive integer"),
+        (["analyze", "resnet50", "--batch", "-2"], "must be a positive integer"),
+        (["analyze"], "name at least one MODEL"),
+        (["analyze", "broken.onnx"], "broken.onnx"),
+        (["analyze", "missing.json"], "does not exist"),
+        (["analyze", "resnet50", "--calibration", "nope.json"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "broken.onnx").write_bytes(b"\x00not a protobuf\xff" * 10)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors exit from inside parse_args
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.startswith("roofline: error: ") and err.count("\n") == 1
+    assert fragment in err
+
+
+def test_corrupt_ir_file(capsys, tmp_path):
+    bad = tmp_path / "net.json"
+    bad.write_text('{"format": "something-else"}')
+    code, out, err = run(capsys, "analyze", str(bad))
+    assert code == 2 and "not a valid roofline IR file" in err and err.count("\n") == 1
+
+
+def test_console_script_exit_code():
+    proc = subprocess.run([sys.executable, "-m", "roofline.cli", "analyze", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_import_needs_neither_torch_nor_onnx():
+    code = "import sys, roofline, roofline.cli; print(sorted({'torch', 'onnx', 'timm'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

@@ -1,0 +1,82 @@
+"""The GPU database: coverage, sources, aliases and calibration files."""
+
+import json
+
+import pytest
+
+from roofline import RooflineError, all_gpus, get_gpu
+from roofline.gpus import achievable_roof, load_calibration
+
+pytestmark = pytest.mark.analytic
+
+REQUIRED = [
+    "v100-sxm2", "v100-pcie", "titan-v", "p6000", "t4", "a10", "a30", "a100-sxm4-40gb",
+    "a100-sxm4-80gb", "a100-pcie-40gb", "a100-pcie-80gb", "l4", "l40s", "rtx-3090", "rtx-4090",
+    "rtx-a6000", "h100-sxm", "h100-pcie", "h100-nvl", "h200", "b200", "jetson-nano", "jetson-agx-orin",
+]  # fmt: skip
+
+FIGURES = ["sms", "peak_flops_s", "dram_bandwidth_bytes_s", "memory_bytes", "l2_bytes"]
+
+
+def test_required_gpus_present_with_sources():
+    keys = {g.key for g in all_gpus()}
+    assert set(REQUIRED) <= keys
+    for gpu in all_gpus():
+        for figure in FIGURES + (["boost_clock_mhz"] if gpu.boost_clock_mhz else []):
+            assert gpu.sources.get(figure), f"{gpu.key}: no source for {figure}"
+        assert gpu.sm_limits.max_blocks_per_sm > 0
+        assert set(gpu.peak_flops_s) <= {"fp32", "tf32", "fp16", "bf16", "int8", "fp8"}
+
+
+@pytest.mark.parametrize(
+    "alias, key",
+    [("v100", "v100-sxm2"), ("V100", "v100-sxm2"), ("A100", "a100-sxm4-40gb"), ("h100", "h100-sxm"),
+     ("H200", "h200"), ("t4", "t4"), ("L4", "l4"), ("Titan V", "titan-v"), ("rtx_4090", "rtx-4090")],
+)  # fmt: skip
+def test_aliases_are_case_insensitive(alias, key):
+    assert get_gpu(alias).key == key
+
+
+def test_fp16_cmr_matches_design():
+    # DESIGN.md and shared/reference/gpu-specs.md: V100 SXM2 FP16 CMR = 125e12 / 900e9 = 139.
+    for alias, cmr in [("v100", 139), ("a100", 201), ("h100", 295), ("h200", 206), ("t4", 203), ("a10", 208)]:
+        assert round(get_gpu(alias).datasheet_roof("fp16").cmr) == cmr, alias
+
+
+def test_unknown_gpu_and_dtype_are_one_line_errors():
+    with pytest.raises(RooflineError, match="unknown GPU") as exc:
+        get_gpu("k80")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(RooflineError, match="no datasheet int8"):
+        get_gpu("v100").peak("int8")
+
+
+def write(tmp_path, data):
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return path
+
+
+CAL = {"format": "roofline-calibration", "version": 1, "gpu": "V100", "source": "test",
+       "dram_bytes_s": 8.0e11, "peak_flops_s": {"fp16": 1.0e14}}  # fmt: skip
+
+
+def test_calibration_overrides_the_achievable_roof(tmp_path):
+    gpu = get_gpu("v100")
+    cal = load_calibration(write(tmp_path, CAL), gpu)
+    roof = achievable_roof(gpu, "fp16", cal)
+    assert (roof.flops_s, roof.dram_bytes_s) == (1.0e14, 8.0e11)
+    assert roof.source == "calibration: test"
+    # A dtype the calibration did not measure falls back to the default efficiencies.
+    assert achievable_roof(gpu, "fp32", cal).source.startswith("datasheet x default")
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [("{not json", "not valid JSON"), ({"format": "other"}, "not a roofline-calibration"),
+     ({**CAL, "gpu": "a100"}, "measured on a100-sxm4-40gb"), ({**CAL, "dram_bytes_s": -1}, "non-positive"),
+     ({k: v for k, v in CAL.items() if k != "source"}, "malformed")],
+)  # fmt: skip
+def test_bad_calibration_files(tmp_path, data, match):
+    with pytest.raises(RooflineError, match=match):
+        load_calibration(write(tmp_path, data), get_gpu("v100"))

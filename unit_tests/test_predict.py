@@ -1,0 +1,66 @@
+"""Roofline evaluation against hand-worked numbers."""
+
+import pytest
+
+from roofline import RooflineError, efficiency, evaluate, get_gpu, zoo
+from unit_tests.helpers import conv, network
+
+pytestmark = pytest.mark.analytic
+
+
+def test_single_conv_network_by_hand():
+    layer = conv("c", "x", (1, 256, 14, 14), 256, 3)
+    net = network([layer], [("x", (1, 256, 14, 14))])
+    gpu = get_gpu("v100")
+    est = evaluate(net, gpu, "fp16", batch=64)
+    flops = 64 * 2 * 256 * 14 * 14 * 256 * 9
+    nbytes = 2 * (64 * 256 * 14 * 14 * 2 + 256 * 256 * 9)
+    compute_s = flops / (125e12 * efficiency.COMPUTE)
+    memory_s = nbytes / (900e9 * efficiency.BANDWIDTH)
+    latency = max(compute_s, memory_s) + efficiency.KERNEL_OVERHEAD_S
+    assert est.total_flops == flops
+    assert est.total_bytes == nbytes
+    assert est.latency_s == pytest.approx(latency, rel=1e-12)
+    assert est.throughput_img_s == pytest.approx(64 / latency, rel=1e-12)
+    assert est.utilization == pytest.approx(flops / latency / 125e12, rel=1e-12)
+    assert est.arithmetic_intensity == pytest.approx(flops / nbytes)
+    assert est.bound == ("compute" if flops / nbytes >= 125e12 / 900e9 else "memory")
+    assert est.peak.kind == "datasheet"
+
+
+def test_overhead_keeps_tiny_layers_from_being_free():
+    layer = conv("c", "x", (1, 4, 2, 2), 4, 1)
+    est = evaluate(network([layer], [("x", (1, 4, 2, 2))]), get_gpu("h100"), "fp16", 1)
+    assert est.latency_s >= efficiency.KERNEL_OVERHEAD_S
+
+
+def test_resnet50_headline_numbers():
+    # Issue acceptance: 8.18 GFLOPs at 224x224 and aggregate AI of order 100-150 at batch 256.
+    est = evaluate(zoo.load("resnet50"), get_gpu("v100"), "fp16", 256)
+    assert est.network.flops() == 8_178_368_512
+    assert 100 <= est.arithmetic_intensity <= 150
+    assert 0 < est.utilization < 1
+
+
+def test_achievable_peak_reports_itself():
+    est = evaluate(zoo.load("resnet18"), get_gpu("a100"), "fp16", 128, peak="achievable")
+    assert est.peak.kind == "achievable"
+    assert est.peak.flops_s == pytest.approx(312e12 * efficiency.COMPUTE)
+    assert est.to_dict()["peak"]["kind"] == "achievable"
+
+
+@pytest.mark.parametrize("batch", [0, -3, 2.5, True])
+def test_bad_batch_is_rejected(batch):
+    with pytest.raises(RooflineError, match="batch must be a positive integer"):
+        evaluate(zoo.load("resnet18"), get_gpu("v100"), "fp16", batch)
+
+
+def test_json_contract_keys():
+    d = evaluate(zoo.load("mobilenetv2_100"), get_gpu("t4"), "int8", 32).to_dict()
+    for key in ("model", "gpu", "dtype", "batch", "resolution", "flops_per_image", "macs_per_image",
+                "params", "bytes", "arithmetic_intensity", "cmr", "bound", "predicted", "layers"):  # fmt: skip
+        assert key in d
+    assert set(d["predicted"]) == {"latency_s", "throughput_img_s", "tflops", "utilization"}
+    for layer in d["layers"]:
+        assert {"name", "op", "flops", "bytes", "arithmetic_intensity", "bound", "time_s"} <= set(layer)
+    assert d["flops_per_image"] == 2 * d["macs_per_image"]
