@@ -84,7 +84,9 @@ def _analyze(args: argparse.Namespace) -> None:
         if ":" in spec and len(specs) > 1:
             print(f"[{i}/{len(specs)}] tracing {spec}", file=sys.stderr, flush=True)
         network = resolve(spec, args.resolution)
-        estimates.append(evaluate(network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration))
+        estimates.append(
+            evaluate(network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration)
+        )
     if args.json:
         json.dump([e.to_dict(layers=not args.summary) for e in estimates], sys.stdout, indent=1)
         print()
@@ -92,7 +94,9 @@ def _analyze(args: argparse.Namespace) -> None:
     if args.summary:
         print(report.summary_rows(estimates))
         print(report.context_line(estimates[0]))
-        unsupported = {e.network.name: e.network.unsupported_ops for e in estimates if e.network.unsupported_ops}
+        unsupported = {
+            e.network.name: e.network.unsupported_ops for e in estimates if e.network.unsupported_ops
+        }
         for name, ops in unsupported.items():
             print(f"{name}: unsupported ops (bytes counted, no FLOPs): {ops}")
         return

@@ -115,7 +115,7 @@ def _is_pointwise(layer: Layer) -> bool:
 
 def _absorb(kernel: _Open, layer: Layer, via: str) -> bool:
     """Fuse ``layer`` (which reads ``via``, the kernel's output) if a rule allows."""
-    others = {n: s for n, s in zip(layer.inputs, layer.input_shapes) if n != via}
+    others = {n: s for n, s in zip(layer.inputs, layer.input_shapes, strict=True) if n != via}
     if _is_gemm(kernel.anchor):
         if isinstance(layer, Norm) and layer.fn == "batch" and not kernel.fused:
             kernel.folded_bn = True
@@ -169,7 +169,7 @@ def fuse(network: Network) -> tuple[Kernel, ...]:
             kernel = _Open(
                 anchor=layer,
                 order=len(kernels),
-                inputs=dict(zip(layer.inputs, layer.input_shapes)),
+                inputs=dict(zip(layer.inputs, layer.input_shapes, strict=True)),
                 weight_elems=layer.params(),
             )
             kernels.append(kernel)

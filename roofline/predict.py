@@ -27,9 +27,10 @@ rescaled instead of rebuilding the network.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -126,7 +127,7 @@ class Estimate:
 
     def kernel_bound(self) -> list[str]:
         compute = self.flops / self.model_roof.flops_s >= self.bytes / self.model_roof.dram_bytes_s
-        return ["compute" if c and f > 0 else "memory" for c, f in zip(compute, self.flops)]
+        return ["compute" if c and f > 0 else "memory" for c, f in zip(compute, self.flops, strict=True)]
 
     def to_dict(self, layers: bool = True) -> dict[str, Any]:
         net = self.network

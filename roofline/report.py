@@ -51,7 +51,9 @@ def summary_rows(estimates: list[Estimate]) -> str:
         "model", "res", "GFLOPs/img", "params M", "AI", "CMR", "bound",
         "latency ms", "img/s", "TFLOP/s", "util %",
     )  # fmt: skip
-    return tabulate(rows, headers=headers, floatfmt=("", "", ".3f", ".2f", ".1f", ".1f", "", ".3f", ".0f", ".1f", ".1f"))
+    return tabulate(
+        rows, headers=headers, floatfmt=("", "", ".3f", ".2f", ".1f", ".1f", "", ".3f", ".0f", ".1f", ".1f")
+    )
 
 
 def context_line(estimate: Estimate) -> str:

@@ -65,7 +65,10 @@ def test_trace_leaves_the_module_untouched():
 
 
 def test_analyze_timm_resnet50_acceptance(capsys):
-    assert main(["analyze", "timm:resnet50", "--gpu", "v100", "--dtype", "fp16", "--batch", "256", "--json"]) == 0
+    assert (
+        main(["analyze", "timm:resnet50", "--gpu", "v100", "--dtype", "fp16", "--batch", "256", "--json"])
+        == 0
+    )
     (result,) = json.loads(capsys.readouterr().out)
     assert result["flops_per_image"] == 8_178_368_512  # 8.18 GFLOPs at 224x224
     assert result["resolution"] == 224

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -137,7 +138,9 @@ class _Tracer(TorchDispatchMode):
     def is_activation(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor) and id(value) in self.names
 
-    def emit(self, cls: type[ir.Layer], suffix: str, inputs: list[torch.Tensor], out: torch.Tensor, **attrs) -> None:
+    def emit(
+        self, cls: type[ir.Layer], suffix: str, inputs: list[torch.Tensor], out: torch.Tensor, **attrs
+    ) -> None:
         name = self.layer_name(suffix)
         self.layers.append(
             cls(
@@ -228,7 +231,9 @@ class _Tracer(TorchDispatchMode):
 
     def _layer_norm(self, packet, args, kwargs, out) -> None:
         x, shape, weight = args[0], args[1], args[2]
-        self.emit(ir.Norm, "ln", [x], out[0], fn="layer", channels=math.prod(shape), affine=weight is not None)
+        self.emit(
+            ir.Norm, "ln", [x], out[0], fn="layer", channels=math.prod(shape), affine=weight is not None
+        )
 
     def _group_norm(self, packet, args, kwargs, out) -> None:
         x, weight = args[0], args[1]
@@ -268,8 +273,7 @@ class _Tracer(TorchDispatchMode):
 
     def _window_pool(self, mode: str, x: torch.Tensor, out: torch.Tensor, suffix: str) -> None:
         in_sp, out_sp = tuple(x.shape[2:]), tuple(out.shape[2:]) or (1,) * (x.dim() - 2)
-        out_sp = out_sp + (1,) * (len(in_sp) - len(out_sp))
-        kernel = tuple(max(1, i // o) for i, o in zip(in_sp, out_sp))
+        kernel = tuple(max(1, i // o) for i, o in zip(in_sp, out_sp, strict=True))
         kind = "global" if all(o == 1 for o in out_sp) else "adaptive"
         self.emit(ir.Pool, suffix, [x], out, mode=mode, kernel=kernel, stride=kernel, kind=kind)
 
