@@ -86,7 +86,6 @@ class _Open:
     fused: list[Layer] = field(default_factory=list)
     inputs: dict[str, Shape] = field(default_factory=dict)
     weight_elems: int = 0
-    folded_bn: bool = False
     added_residual: bool = False
 
     @property
@@ -118,7 +117,6 @@ def _absorb(kernel: _Open, layer: Layer, via: str) -> bool:
     others = {n: s for n, s in zip(layer.inputs, layer.input_shapes, strict=True) if n != via}
     if _is_gemm(kernel.anchor):
         if isinstance(layer, Norm) and layer.fn == "batch" and not kernel.fused:
-            kernel.folded_bn = True
             if not getattr(kernel.anchor, "bias", False):
                 kernel.weight_elems += layer.channels  # the folded shift becomes a bias
         elif isinstance(layer, Elementwise) and layer.fn in ACTIVATIONS and not layer.weights:

@@ -8,7 +8,8 @@ module path of each op for the layer names.
 
 Dataflow is tracked by tensor identity. View ops (view, permute, slice ...)
 alias their base, so they cost nothing and a consumer reads exactly the
-view's elements. Parameters and buffers are weights, never activations.
+view's elements. A tensor not derived from the input (a parameter, a buffer,
+a constant) is a weight.
 ATen ops are sorted into explicit tables (fvcore's ``_IGNORED_OPS`` idea):
 mapped to an IR layer, ignored as views/metadata, or unsupported, which
 become ``Unsupported`` layers and are counted by name in the network.
@@ -71,9 +72,6 @@ IGNORED_OPS = {
     aten.sym_stride, aten.sym_numel, aten.is_same_size,
 }  # fmt: skip
 
-_SCALE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-
-
 def _pair(value: Any, dims: int) -> tuple[int, ...]:
     if isinstance(value, int):
         return (value,) * dims
@@ -82,12 +80,11 @@ def _pair(value: Any, dims: int) -> tuple[int, ...]:
 
 
 class _Tracer(TorchDispatchMode):
-    def __init__(self, tracker: ModuleTracker, weights: dict[int, str], leaves: set[str]):
+    def __init__(self, tracker: ModuleTracker, leaves: set[str]):
         super().__init__()
         self.tracker = tracker
         self.leaves = leaves
         self.taken: set[str] = set()
-        self.weights = dict(weights)  # id -> parameter/buffer name, follows views
         self.names: dict[int, str] = {}  # id -> activation tensor name
         self.alive: list[torch.Tensor] = []  # keep ids unique for the whole trace
         self.layers: list[ir.Layer] = []
@@ -160,8 +157,7 @@ class _Tracer(TorchDispatchMode):
         packet = func.overloadpacket
         activations = [a for a in _flat(args) if self.is_activation(a)]
         if packet in IGNORED_OPS or not activations:
-            self._follow_weight_views(packet, args, out)
-            return out
+            return out  # constants, and arithmetic on weights alone (e.g. weight standardization)
         if packet in VIEW_OPS:
             base = self.names[id(activations[0])]
             for t in _flat(out):
@@ -181,13 +177,6 @@ class _Tracer(TorchDispatchMode):
         else:
             self._unsupported(str(packet).removeprefix("aten."), activations, out)
         return out
-
-    def _follow_weight_views(self, packet, args, out) -> None:
-        if packet in VIEW_OPS and args and isinstance(args[0], torch.Tensor) and id(args[0]) in self.weights:
-            for t in _flat(out):
-                if isinstance(t, torch.Tensor):
-                    self.alive.append(t)
-                    self.weights[id(t)] = self.weights[id(args[0])]
 
     def _unsupported(self, target: str, inputs: list[torch.Tensor], out: Any) -> None:
         self.unsupported[target] += 1
@@ -332,7 +321,7 @@ def trace_module(
     state = _meta_state(module)
     leaves = {n for n, m in module.named_modules() if n and not any(m.children())}
     tracker = ModuleTracker()
-    tracer = _Tracer(tracker, {id(t): n for n, t in state.items()}, leaves)
+    tracer = _Tracer(tracker, leaves)
     x = torch.empty(input_shape, device="meta")
     tracer.new_name(x, "input")
     was_training = module.training
