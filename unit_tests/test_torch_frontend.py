@@ -90,3 +90,17 @@ def test_resolution_and_torchvision(capsys):
 def test_unknown_timm_model_is_one_line(capsys):
     assert main(["analyze", "timm:resnet_nope"]) == 2
     assert "unknown timm model" in capsys.readouterr().err
+
+
+def test_weight_times_activation_matmul_is_a_linear():
+    class LeftMul(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(32, 16))
+
+        def forward(self, x):
+            return self.w @ x  # (32, 16) @ (16, 8)
+
+    (layer,) = pytorch.trace_module(LeftMul(), (16, 8), name="left").layers
+    assert layer.op == "linear" and layer.params() == 32 * 16
+    assert layer.macs() == 32 * 16 * 8

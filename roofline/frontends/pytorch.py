@@ -72,6 +72,7 @@ IGNORED_OPS = {
     aten.sym_stride, aten.sym_numel, aten.is_same_size,
 }  # fmt: skip
 
+
 def _pair(value: Any, dims: int) -> tuple[int, ...]:
     if isinstance(value, int):
         return (value,) * dims
@@ -109,6 +110,7 @@ class _Tracer(TorchDispatchMode):
             aten._upsample_nearest_exact2d: self._resize,
             aten.upsample_bilinear2d: self._resize,
             aten._softmax: self._softmax,
+            aten._safe_softmax: self._softmax,
         }
 
     # -- bookkeeping -------------------------------------------------------
@@ -139,14 +141,13 @@ class _Tracer(TorchDispatchMode):
         self, cls: type[ir.Layer], suffix: str, inputs: list[torch.Tensor], out: torch.Tensor, **attrs
     ) -> None:
         name = self.layer_name(suffix)
+        shapes = {"input_shapes": tuple(tuple(t.shape) for t in inputs), "output_shape": tuple(out.shape)}
         self.layers.append(
             cls(
                 name=name,
                 inputs=tuple(self.names[id(t)] for t in inputs),
                 output=self.new_name(out, name),
-                input_shapes=tuple(tuple(t.shape) for t in inputs),
-                output_shape=tuple(out.shape),
-                **attrs,
+                **(shapes | attrs),
             )
         )
 
@@ -208,8 +209,14 @@ class _Tracer(TorchDispatchMode):
         x, w = args[:2]
         if self.is_activation(x) and self.is_activation(w):
             self.emit(ir.MatMul, "matmul", [x, w], out)
+        elif self.is_activation(x):
+            self.emit(ir.Linear, "linear", [x], out, bias=False)
         else:
-            self.emit(ir.Linear, "linear", [x if self.is_activation(x) else w], out, bias=False)
+            # W @ x is the Linear (x^T W^T)^T: rows of x^T are the GEMM's M.
+            self.emit(
+                ir.Linear, "linear", [w], out, bias=False,
+                input_shapes=(tuple(w.shape[::-1]),), output_shape=tuple(out.shape[::-1]),
+            )  # fmt: skip
 
     def _bmm(self, packet, args, kwargs, out) -> None:
         self.emit(ir.MatMul, "matmul", [a for a in args[:2] if self.is_activation(a)], out)
