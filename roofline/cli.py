@@ -10,6 +10,7 @@ Bad input prints one line, ``roofline: error: ...``, and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import NoReturn
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=1)
+    print()
+
+
 def _analyze(args: argparse.Namespace) -> None:
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
     if not specs:
@@ -88,8 +94,7 @@ def _analyze(args: argparse.Namespace) -> None:
             evaluate(network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration)
         )
     if args.json:
-        json.dump([e.to_dict(layers=not args.summary) for e in estimates], sys.stdout, indent=1)
-        print()
+        _print_json([e.to_dict(layers=not args.summary) for e in estimates])
         return
     if args.summary:
         print(report.summary_rows(estimates))
@@ -112,13 +117,12 @@ def _gpus(args: argparse.Namespace) -> None:
                 "compute_capability": g.compute_capability, "sms": g.sms,
                 "boost_clock_mhz": g.boost_clock_mhz, "dram_bandwidth_bytes_s": g.dram_bandwidth_bytes_s,
                 "memory_bytes": g.memory_bytes, "l2_bytes": g.l2_bytes,
-                "peak_flops_s": dict(g.peak_flops_s), "sm_limits": vars(g.sm_limits) | {},
+                "peak_flops_s": dict(g.peak_flops_s), "sm_limits": dataclasses.asdict(g.sm_limits),
                 "sources": dict(g.sources),
             }
             for g in gpus
         ]  # fmt: skip
-        json.dump(out, sys.stdout, indent=1)
-        print()
+        _print_json(out)
     else:
         print(report.gpu_table(gpus))
 
@@ -131,8 +135,7 @@ def _zoo(args: argparse.Namespace) -> None:
              "flops_per_image": n.flops(), "macs_per_image": n.macs(), "params": n.params()}
             for n in networks
         ]  # fmt: skip
-        json.dump(out, sys.stdout, indent=1)
-        print()
+        _print_json(out)
     else:
         print(report.zoo_table(networks))
 

@@ -58,6 +58,7 @@ from onnx.reference import ReferenceEvaluator
 
 from .. import ir
 from ..errors import RooflineError
+from . import unique_name
 
 #: Ops whose output aliases their first input: no layer, no traffic of their own.
 VIEW_OPS = {
@@ -313,17 +314,10 @@ class _Converter:
         """
         scopes = _module_scopes(node)
         if scopes is None:
-            stem = name = node.name or suffix
-        else:
-            path = scopes[-1] if scopes else ""
-            leaf = path and path not in self.parents and path not in self.taken
-            stem = name = path if leaf else f"{path}.{suffix}".lstrip(".")
-        count = 1
-        while name in self.taken:
-            count += 1
-            name = f"{stem}_{count}"
-        self.taken.add(name)
-        return name
+            return unique_name(node.name or suffix, self.taken)
+        path = scopes[-1] if scopes else ""
+        leaf = path and path not in self.parents and path not in self.taken
+        return unique_name(path if leaf else f"{path}.{suffix}".lstrip("."), self.taken)
 
     def emit(
         self,

@@ -28,6 +28,7 @@ from torch.utils.module_tracker import ModuleTracker
 
 from .. import ir
 from ..errors import RooflineError
+from . import unique_name
 
 aten = torch.ops.aten
 
@@ -124,15 +125,8 @@ class _Tracer(TorchDispatchMode):
         parents = [p for p in self.tracker.parents if p != "Global"]
         path = max(parents, key=lambda p: p.count("."), default="").partition(".")[2]
         if path in self.leaves and path not in self.taken:
-            name = path
-        else:
-            stem = name = f"{path}.{suffix}" if path else suffix
-            count = 1
-            while name in self.taken:
-                count += 1
-                name = f"{stem}_{count}"
-        self.taken.add(name)
-        return name
+            return unique_name(path, self.taken)
+        return unique_name(f"{path}.{suffix}" if path else suffix, self.taken)
 
     def is_activation(self, value: Any) -> bool:
         return isinstance(value, torch.Tensor) and id(value) in self.names
