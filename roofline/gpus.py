@@ -158,9 +158,9 @@ def achievable_roof(gpu: GPU, dtype: str, calibration: Mapping | None = None) ->
     datasheet = gpu.datasheet_roof(dtype)
     if calibration is not None:
         flops = calibration["peak_flops_s"].get(dtype)
-        bandwidth = calibration.get("dram_bytes_s")
-        if flops is not None and bandwidth is not None:
-            return Roof("achievable", float(flops), float(bandwidth), f"calibration: {calibration['source']}")
+        if flops is not None:
+            source = f"calibration: {calibration['source']}"
+            return Roof("achievable", flops, calibration["dram_bytes_s"], source)
     return Roof(
         kind="achievable",
         flops_s=datasheet.flops_s * efficiency.COMPUTE,

@@ -40,10 +40,14 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def _scale_batch(shape: Shape, factor: int) -> Shape:
-    # Multiplying (not replacing) the leading dim keeps shapes right when a
-    # model folds batch with another axis, e.g. (batch*heads, L, D).
-    return (shape[0] * factor, *shape[1:]) if shape else shape
+def _scale_batch(shape: Shape, new: int, old: int) -> Shape:
+    # Scaling (not replacing) the leading dim keeps shapes right when a model
+    # folds batch with another axis, e.g. (batch*heads, L, D).
+    if not shape:
+        return shape
+    if shape[0] * new % old:
+        raise ValueError(f"leading dim {shape[0]} does not scale from batch {old} to {new}")
+    return (shape[0] * new // old, *shape[1:])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,11 +86,12 @@ class Layer:
         """Unfused traffic: inputs + weights + output, each moved once."""
         return (self.activation_elems() + self.params()) * dtype_bytes
 
-    def with_batch(self, factor: int) -> Layer:
+    def with_batch(self, new: int, old: int = 1) -> Layer:
+        """This layer with its leading dims rescaled from batch ``old`` to ``new``."""
         return dataclasses.replace(
             self,
-            input_shapes=tuple(_scale_batch(s, factor) for s in self.input_shapes),
-            output_shape=_scale_batch(self.output_shape, factor),
+            input_shapes=tuple(_scale_batch(s, new, old) for s in self.input_shapes),
+            output_shape=_scale_batch(self.output_shape, new, old),
         )
 
     def describe(self) -> str:
@@ -358,14 +363,11 @@ class Network:
     def with_batch(self, batch: int) -> Network:
         if batch == self.batch:
             return self
-        if batch % self.batch:
-            raise ValueError(f"cannot rescale batch {self.batch} to {batch}")
-        factor = batch // self.batch
         return dataclasses.replace(
             self,
             batch=batch,
-            inputs=tuple((n, _scale_batch(s, factor)) for n, s in self.inputs),
-            layers=tuple(layer.with_batch(factor) for layer in self.layers),
+            inputs=tuple((n, _scale_batch(s, batch, self.batch)) for n, s in self.inputs),
+            layers=tuple(layer.with_batch(batch, self.batch) for layer in self.layers),
         )
 
     def consumers(self) -> dict[str, list[Layer]]:

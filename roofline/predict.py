@@ -55,7 +55,7 @@ class FusedNetwork:
 
     @classmethod
     def of(cls, network: Network) -> FusedNetwork:
-        per_image = network.with_batch(1) if network.batch != 1 else network
+        per_image = network.with_batch(1)
         kernels = fuse(per_image)
         return cls(
             network=per_image,

@@ -78,3 +78,10 @@ def test_with_batch_scales_activations_only():
 def test_layer_round_trips_through_dict():
     layer = conv("c", "x", (1, 16, 8, 8), 32, 3, groups=4, bias=True)
     assert ir.layer_from_dict(layer.to_dict()) == layer
+
+
+def test_network_saved_at_a_larger_batch_scales_back_to_one():
+    from roofline import zoo
+
+    net = zoo.load("resnet18")
+    assert net.with_batch(8).with_batch(1) == net
