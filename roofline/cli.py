@@ -1,6 +1,7 @@
 """The ``roofline`` command line.
 
     roofline analyze MODEL [MODEL ...] --gpu GPU --dtype DTYPE --batch N [--json]
+    roofline staircase MODEL --layer NAME --gpu GPU [--batch N] [--widths A:B:STEP] [--plot FILE]
     roofline gpus [--json]
     roofline zoo [--json]
 
@@ -15,12 +16,14 @@ import json
 import sys
 from typing import NoReturn
 
-from . import __version__, report, zoo
+from . import __version__, plots, report, zoo
 from .errors import RooflineError
 from .gpus import all_gpus, get_gpu, load_calibration
 from .ir import DTYPE_BYTES
-from .predict import PEAK_KINDS, evaluate
+from .predict import PEAK_KINDS, FusedNetwork, evaluate
 from .resolve import resolve
+from .staircase import staircase
+from .tiles import parse_tile
 
 DEFAULT_BATCH = 256
 
@@ -41,6 +44,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _tile(text: str):
+    try:
+        return parse_tile(text)
+    except RooflineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _widths(text: str) -> range:
+    parts = text.split(":")
+    try:
+        start, stop, step = (int(p) for p in (parts + ["1"])[:3]) if 2 <= len(parts) <= 3 else (0, 0, 0)
+    except ValueError:
+        start = 0
+    if start < 1 or stop < start or step < 1:
+        raise argparse.ArgumentTypeError(f"expected A:B[:STEP] with 1 <= A <= B and STEP >= 1, got {text!r}")
+    return range(start, stop + 1, step)
+
+
+def _add_target(cmd: argparse.ArgumentParser, batch: int) -> None:
+    """The options every prediction takes: where, at what precision and batch, which block mapping."""
+    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
+    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    cmd.add_argument("--batch", type=_positive_int, default=batch, help=f"batch size (default {batch})")
+    cmd.add_argument("--resolution", type=_positive_int, help="input height=width (default: the model's)")
+    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
+    cmd.add_argument(
+        "--tile", type=_tile, metavar="MxN",
+        help="GEMM thread-block tile for every conv/GEMM (default: the heuristic in roofline.waves)",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--blocks-per-sm", type=_positive_int, metavar="B",
+        help="GEMM blocks resident per SM (default: from the tile's registers and shared memory)",
+    )  # fmt: skip
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="roofline", description="Analytic GPU roofline model for CNNs.")
     parser.add_argument("--version", action="version", version=f"roofline {__version__}")
@@ -52,20 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="zoo name (see `roofline zoo`), timm:NAME, torchvision:NAME, FILE.onnx or FILE.json",
     )  # fmt: skip
     analyze.add_argument("--zoo", action="store_true", help="analyze every embedded zoo model")
-    analyze.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
-    analyze.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
-    analyze.add_argument(
-        "--batch", type=_positive_int, default=DEFAULT_BATCH,
-        help=f"batch size (default {DEFAULT_BATCH}, the large-batch regime engines are measured in)",
-    )  # fmt: skip
-    analyze.add_argument("--resolution", type=_positive_int, help="input height=width (default: the model's)")
+    _add_target(analyze, DEFAULT_BATCH)
     analyze.add_argument(
         "--peak", choices=PEAK_KINDS, default="datasheet",
         help="peak that utilization and CMR refer to (default datasheet)",
     )  # fmt: skip
-    analyze.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
+    analyze.add_argument(
+        "--no-waves", dest="waves", action="store_false",
+        help="flat roofline: no wave or tile quantization in compute time",
+    )  # fmt: skip
     analyze.add_argument("--summary", action="store_true", help="one summary table, no per-layer tables")
-    analyze.add_argument("--json", action="store_true", help="print a JSON list, one object per model")
+
+    stairs = sub.add_parser("staircase", help="one layer's latency and utilization as its width varies")
+    stairs.add_argument("model", metavar="MODEL", help="as for analyze")
+    stairs.add_argument("--layer", required=True, help="the dense conv or linear layer to widen")
+    _add_target(stairs, 1)
+    stairs.add_argument(
+        "--widths", type=_widths, metavar="A:B[:STEP]", help="widths to predict (default 1 to twice the current)"
+    )  # fmt: skip
+    stairs.add_argument("--plot", metavar="FILE", help="draw the staircase to FILE (.png or .svg)")
 
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
@@ -78,21 +122,54 @@ def _print_json(value: object) -> None:
     print()
 
 
+def _target(args: argparse.Namespace):
+    gpu = get_gpu(args.gpu)
+    gpu.peak(args.dtype)  # fail on an unsupported dtype before any tracing
+    if args.tile is not None and args.blocks_per_sm is None:
+        args.tile.blocks_per_sm(gpu, DTYPE_BYTES[args.dtype])  # fail early if it cannot fit
+    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
+    return gpu, calibration
+
+
+def _staircase(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    if args.plot:
+        plots.check_path(args.plot)
+    fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    stairs = staircase(
+        fused, args.layer, gpu, args.dtype, args.batch, args.widths,
+        tile=args.tile, blocks_per_sm=args.blocks_per_sm, calibration=calibration,
+    )  # fmt: skip
+    if args.plot:
+        plots.staircase_plot(stairs, args.plot)
+    if args.json:
+        _print_json(stairs.to_dict())
+        return
+    print(f"== {fused.network.name}: {stairs.layer} ({stairs.op}), width {stairs.width}")
+    print(report.staircase_table(stairs))
+    print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
+    print(f"optimal widths (max utilization x throughput per step): {', '.join(map(str, stairs.optimal_widths()))}")
+    print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {args.batch}; latency of this layer alone.")
+    if args.plot:
+        print(f"wrote {args.plot}")
+
+
 def _analyze(args: argparse.Namespace) -> None:
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
     if not specs:
         raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
-    gpu = get_gpu(args.gpu)
-    gpu.peak(args.dtype)  # fail on an unsupported dtype before any tracing
-    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
+    gpu, calibration = _target(args)
     estimates = []
     for i, spec in enumerate(specs, 1):
         if ":" in spec and len(specs) > 1:
             print(f"[{i}/{len(specs)}] tracing {spec}", file=sys.stderr, flush=True)
         network = resolve(spec, args.resolution)
         estimates.append(
-            evaluate(network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration)
-        )
+            evaluate(
+                network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration,
+                waves=args.waves, tile=args.tile, blocks_per_sm=args.blocks_per_sm,
+            )
+        )  # fmt: skip
     if args.json:
         _print_json([e.to_dict(layers=not args.summary) for e in estimates])
         return
@@ -140,7 +217,7 @@ def _zoo(args: argparse.Namespace) -> None:
         print(report.zoo_table(networks))
 
 
-COMMANDS = {"analyze": _analyze, "gpus": _gpus, "zoo": _zoo}
+COMMANDS = {"analyze": _analyze, "staircase": _staircase, "gpus": _gpus, "zoo": _zoo}
 
 
 def main(argv: list[str] | None = None) -> int:

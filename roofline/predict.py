@@ -1,14 +1,16 @@
 """Roofline evaluation of a fused network on one GPU, datatype and batch.
 
 Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
-"Core definitions"):
+"Core definitions" and "Waves and the tail effect"):
 
     AI_k     = FLOPs_k / bytes_k
-    time_k   = max(FLOPs_k / P, bytes_k / B) + t_launch
-    bound_k  = "compute" if AI_k >= P / B else "memory"
+    time_k   = max(FLOPs_k / (P x q_k), bytes_k / B) + t_launch
+    bound_k  = "compute" if FLOPs_k / (P x q_k) >= bytes_k / B else "memory"
 
-where P and B are the achievable roof (``roofline.gpus.achievable_roof``) and
-t_launch is ``roofline.efficiency.KERNEL_OVERHEAD_S``. Kernels run one after
+where P and B are the achievable roof (``roofline.gpus.achievable_roof``),
+t_launch is ``roofline.efficiency.KERNEL_OVERHEAD_S`` and q_k is the wave
+model's tile x tail efficiency (``roofline.waves``): compute time is waves x
+time per wave. With ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
 another, as in an engine's single stream, so for the network
 
     latency      = sum_k time_k
@@ -39,6 +41,8 @@ from .errors import RooflineError
 from .fusion import Kernel, fuse
 from .gpus import GPU, Roof, achievable_roof
 from .ir import DTYPE_BYTES, Network, numel
+from .tiles import Tile
+from .waves import Grid, WaveStats, decompose, work_of
 
 PEAK_KINDS = ("datasheet", "achievable")
 
@@ -52,6 +56,7 @@ class FusedNetwork:
     flops: np.ndarray  # per kernel, per image
     activation_elems: np.ndarray  # per kernel, per image
     weight_elems: np.ndarray  # per kernel, once per batch
+    grid: Grid  # per kernel, how its work is cut into blocks
 
     @classmethod
     def of(cls, network: Network) -> FusedNetwork:
@@ -66,6 +71,7 @@ class FusedNetwork:
                 dtype=np.float64,
             ),
             weight_elems=np.array([k.weight_elems for k in kernels], dtype=np.float64),
+            grid=Grid.of([work_of(k) for k in kernels]),
         )
 
     def bytes(self, batch: int, dtype_bytes: int) -> np.ndarray:
@@ -84,7 +90,9 @@ class Estimate:
     peak: Roof  # the roof that utilization and CMR refer to
     flops: np.ndarray
     bytes: np.ndarray
+    compute_s: np.ndarray
     time_s: np.ndarray
+    waves: WaveStats | None  # None for the flat roofline
 
     @property
     def network(self) -> Network:
@@ -126,7 +134,7 @@ class Estimate:
         return self.flops / self.bytes
 
     def kernel_bound(self) -> list[str]:
-        compute = self.flops / self.model_roof.flops_s >= self.bytes / self.model_roof.dram_bytes_s
+        compute = self.compute_s >= self.bytes / self.model_roof.dram_bytes_s
         return ["compute" if c and f > 0 else "memory" for c, f in zip(compute, self.flops, strict=True)]
 
     def to_dict(self, layers: bool = True) -> dict[str, Any]:
@@ -157,6 +165,7 @@ class Estimate:
             "peak": self.peak.to_dict(),
             "model_roof": self.model_roof.to_dict(),
             "kernel_overhead_s": efficiency.KERNEL_OVERHEAD_S,
+            "wave_model": self.waves is not None,
             "unsupported_ops": dict(net.unsupported_ops),
         }
         if layers:
@@ -171,6 +180,7 @@ class Estimate:
                     "arithmetic_intensity": float(ai[i]),
                     "bound": bound[i],
                     "time_s": float(self.time_s[i]),
+                    **(self.waves.row(i) if self.waves is not None else {}),
                 }
                 for i, k in enumerate(self.fused.kernels)
             ]
@@ -185,8 +195,15 @@ def evaluate(
     *,
     peak: str = "datasheet",
     calibration: Mapping | None = None,
+    waves: bool = True,
+    tile: Tile | None = None,
+    blocks_per_sm: int | None = None,
 ) -> Estimate:
-    """Predict ``network`` on ``gpu`` at ``dtype`` and ``batch`` (see module doc)."""
+    """Predict ``network`` on ``gpu`` at ``dtype`` and ``batch`` (see module doc).
+
+    ``tile`` and ``blocks_per_sm`` fix the GEMM kernels' block mapping instead
+    of the heuristic in ``roofline.waves``; they need ``waves``.
+    """
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise RooflineError(f"batch must be a positive integer, got {batch!r}")
     if peak not in PEAK_KINDS:
@@ -198,10 +215,17 @@ def evaluate(
     reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
     flops = fused.flops * batch
     nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
-    time_s = (
-        np.maximum(flops / model_roof.flops_s, nbytes / model_roof.dram_bytes_s)
-        + efficiency.KERNEL_OVERHEAD_S
-    )
+    stats = None
+    compute_s = flops / model_roof.flops_s
+    if waves:
+        count, m = fused.grid.at_batch(batch)
+        stats = decompose(
+            fused.grid.mapping, count, m, fused.grid.n, gpu, DTYPE_BYTES[dtype], tile, blocks_per_sm
+        )
+        compute_s = compute_s / stats.quantization
+    elif tile is not None or blocks_per_sm is not None:
+        raise RooflineError("a tile or blocks-per-SM override needs the wave model; drop --no-waves")
+    time_s = np.maximum(compute_s, nbytes / model_roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
     return Estimate(
         fused=fused,
         gpu=gpu,
@@ -211,5 +235,7 @@ def evaluate(
         peak=reference,
         flops=flops,
         bytes=nbytes,
+        compute_s=compute_s,
         time_s=time_s,
+        waves=stats,
     )

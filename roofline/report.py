@@ -7,27 +7,29 @@ from tabulate import tabulate
 from .gpus import GPU
 from .ir import Network
 from .predict import Estimate
+from .staircase import Staircase
 
 
 def layer_table(estimate: Estimate) -> str:
-    """One row per launched kernel, with what was fused into it."""
+    """One row per launched kernel, with what was fused into it and its waves."""
     ai, bound = estimate.kernel_ai(), estimate.kernel_bound()
     total = estimate.latency_s
-    rows = [
-        (
-            k.name,
-            k.describe(),
-            estimate.flops[i] / 1e9,
-            estimate.bytes[i] / 1e6,
-            ai[i],
-            bound[i],
-            estimate.time_s[i] * 1e6,
-            100 * estimate.time_s[i] / total,
-        )
-        for i, k in enumerate(estimate.fused.kernels)
-    ]
-    headers = ("layer", "op (fused)", "GFLOP", "MB", "AI", "bound", "time us", "% time")
-    return tabulate(rows, headers=headers, floatfmt=("", "", ".3f", ".2f", ".1f", "", ".1f", ".1f"))
+    waves = estimate.waves
+    rows = []
+    for i, k in enumerate(estimate.fused.kernels):
+        row = [k.name, k.describe(), estimate.flops[i] / 1e9, estimate.bytes[i] / 1e6, ai[i], bound[i]]
+        if waves is not None:
+            row += [waves.tile[i], waves.blocks[i], waves.waves[i],
+                    100 * waves.tile_efficiency[i], 100 * waves.tail_efficiency[i]]  # fmt: skip
+        rows.append((*row, estimate.time_s[i] * 1e6, 100 * estimate.time_s[i] / total))
+    headers = ["layer", "op (fused)", "GFLOP", "MB", "AI", "bound"]
+    floatfmt = ["", "", ".3f", ".2f", ".1f", ""]
+    if waves is not None:
+        headers += ["tile", "blocks", "waves", "tile eff %", "tail eff %"]
+        floatfmt += ["", "", "", ".1f", ".1f"]
+    headers += ["time us", "% time"]
+    floatfmt += [".1f", ".1f"]
+    return tabulate(rows, headers=headers, floatfmt=floatfmt)
 
 
 def summary_rows(estimates: list[Estimate]) -> str:
@@ -57,10 +59,12 @@ def summary_rows(estimates: list[Estimate]) -> str:
 
 
 def context_line(estimate: Estimate) -> str:
-    """Which GPU, dtype, batch and roofs every figure refers to."""
+    """Which GPU, dtype, batch, roofs and wave model every figure refers to."""
     peak, roof = estimate.peak, estimate.model_roof
+    waves = "with" if estimate.waves is not None else "without"
     return (
-        f"{estimate.gpu.name}, {estimate.dtype}, batch {estimate.batch}. "
+        f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, batch {estimate.batch}, "
+        f"{waves} the wave model. "
         f"Utilization and CMR use the {peak.kind} peak: {peak.flops_s / 1e12:.1f} TFLOP/s, "
         f"{peak.dram_bytes_s / 1e9:.0f} GB/s. Kernels are timed on the achievable roof: "
         f"{roof.flops_s / 1e12:.1f} TFLOP/s, {roof.dram_bytes_s / 1e9:.0f} GB/s ({roof.source})."
@@ -105,3 +109,19 @@ def zoo_table(networks: list[Network]) -> str:
     ]
     headers = ("model", "res", "layers", "GFLOPs/img", "params M", "source")
     return tabulate(rows, headers=headers, floatfmt=("", "", "", ".3f", ".2f", ""))
+
+
+def staircase_table(stairs: Staircase) -> str:
+    """One row per step of the staircase; ``*`` marks the layer's current width."""
+    rows = []
+    for step in stairs.steps():
+        here = step["first_width"] <= stairs.width <= step["last_width"]
+        last = f"{step['last_width']}" + ("" if step["closed"] else "+")
+        rows.append(
+            ("*" if here else "", f"{step['first_width']}-{last}", step["tile"], step["waves"], step["wave_time"],
+             step["min_latency_s"] * 1e6, step["max_latency_s"] * 1e6, step["optimal_width"],
+             100 * step["utilization"], step["throughput_img_s"])
+        )  # fmt: skip
+    headers = ("", "widths", "tile", "waves", "wave time", "min us", "max us", "optimal", "util % at opt",
+               "img/s at opt")  # fmt: skip
+    return tabulate(rows, headers=headers, floatfmt=("", "", "", "", ".3g", ".2f", ".2f", "", ".1f", ".0f"))
