@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     stairs.add_argument("--layer", required=True, help="the dense conv or linear layer to widen")
     _add_target(stairs, 1)
     stairs.add_argument(
-        "--widths", type=_widths, metavar="A:B[:STEP]", help="widths to predict (default 1 to twice the current)"
+        "--widths", type=_widths, metavar="A:B[:STEP]",
+        help="widths to predict (default 1 to twice the current)",
     )  # fmt: skip
     stairs.add_argument("--plot", metavar="FILE", help="draw the staircase to FILE (.png or .svg)")
 
@@ -148,7 +149,8 @@ def _staircase(args: argparse.Namespace) -> None:
     print(f"== {fused.network.name}: {stairs.layer} ({stairs.op}), width {stairs.width}")
     print(report.staircase_table(stairs))
     print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
-    print(f"optimal widths (max utilization x throughput per step): {', '.join(map(str, stairs.optimal_widths()))}")
+    optimal = ", ".join(map(str, stairs.optimal_widths()))
+    print(f"optimal widths (max utilization x throughput per step): {optimal}")
     print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {args.batch}; latency of this layer alone.")
     if args.plot:
         print(f"wrote {args.plot}")

@@ -64,7 +64,7 @@ def staircase_plot(stairs: Staircase, path: str | Path) -> None:
         ax.set_ylabel("predicted latency (us)", color="C0")
         for edge in stairs.edges():
             ax.axvline(edge, color="0.8", linestyle=":", linewidth=0.8)
-        ax.axvline(stairs.width, color="C3", linestyle="--", linewidth=1, label=f"current width {stairs.width}")
+        ax.axvline(stairs.width, color="C3", linestyle="--", linewidth=1, label=f"width now {stairs.width}")
         util = ax.twinx()
         util.plot(stairs.widths, 100 * stairs.utilization, color="C1", linewidth=0.9, label="utilization")
         best = [list(stairs.widths).index(w) for w in stairs.optimal_widths()]

@@ -118,9 +118,9 @@ def staircase_table(stairs: Staircase) -> str:
         here = step["first_width"] <= stairs.width <= step["last_width"]
         last = f"{step['last_width']}" + ("" if step["closed"] else "+")
         rows.append(
-            ("*" if here else "", f"{step['first_width']}-{last}", step["tile"], step["waves"], step["wave_time"],
-             step["min_latency_s"] * 1e6, step["max_latency_s"] * 1e6, step["optimal_width"],
-             100 * step["utilization"], step["throughput_img_s"])
+            ("*" if here else "", f"{step['first_width']}-{last}", step["tile"], step["waves"],
+             step["wave_time"], step["min_latency_s"] * 1e6, step["max_latency_s"] * 1e6,
+             step["optimal_width"], 100 * step["utilization"], step["throughput_img_s"])
         )  # fmt: skip
     headers = ("", "widths", "tile", "waves", "wave time", "min us", "max us", "optimal", "util % at opt",
                "img/s at opt")  # fmt: skip

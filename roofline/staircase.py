@@ -173,16 +173,14 @@ def staircase(
     nbytes = ((fixed_elems + per_width_elems * scale) * batch + fused.weight_elems[i] * scale) * dtype_bytes
     flops = fused.flops[i] * batch * scale
     work = work_of(kernel)
-    stats = decompose(
-        MAPPINGS.index(work.mapping), work.count, work.m * batch, widths, gpu, dtype_bytes, tile, blocks_per_sm
-    )
+    mapping = MAPPINGS.index(work.mapping)
+    stats = decompose(mapping, work.count, work.m * batch, widths, gpu, dtype_bytes, tile, blocks_per_sm)
     compute_s = flops / roof.flops_s / stats.quantization
     latency_s = np.maximum(compute_s, nbytes / roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
     work = stats.launched * stats.tile_m * stats.tile_n
     inside = slice(0, -1)
-    stats = dataclasses.replace(
-        stats, **{f.name: getattr(stats, f.name)[:-1] for f in dataclasses.fields(WaveStats) if f.name != "sms"}
-    )
+    fields = [f.name for f in dataclasses.fields(WaveStats) if f.name != "sms"]
+    stats = dataclasses.replace(stats, **{name: getattr(stats, name)[:-1] for name in fields})
     return Staircase(
         layer=layer,
         op=kernel.describe(),

@@ -50,18 +50,24 @@ class Tile:
 
     def registers_per_thread(self) -> int:
         data = _data()
-        return min(data["max_registers_per_thread"], -(-self.m * self.n // self.threads) + data["operand_registers"])
+        accumulators = -(-self.m * self.n // self.threads)
+        return min(data["max_registers_per_thread"], accumulators + data["operand_registers"])
 
-    def blocks_per_sm(self, gpu: GPU, dtype_bytes: int) -> int:
+    def fit(self, gpu: GPU, dtype_bytes: int) -> int:
+        """Blocks of this tile an SM of ``gpu`` holds at once; 0 if not even one."""
         limits = gpu.sm_limits
-        smem = self.shared_memory_bytes(gpu, dtype_bytes)
-        blocks = min(
+        return min(
             limits.max_blocks_per_sm,
             limits.max_threads_per_sm // self.threads,
             limits.registers_per_sm // (self.threads * self.registers_per_thread()),
-            limits.max_shared_memory_per_sm_bytes // smem,
+            limits.max_shared_memory_per_sm_bytes // self.shared_memory_bytes(gpu, dtype_bytes),
         )
+
+    def blocks_per_sm(self, gpu: GPU, dtype_bytes: int) -> int:
+        """``fit``, or an error naming the override when the tile cannot run at all."""
+        blocks = self.fit(gpu, dtype_bytes)
         if blocks < 1:
+            smem = self.shared_memory_bytes(gpu, dtype_bytes)
             raise RooflineError(
                 f"tile {self} needs {smem // 1024} KiB of shared memory and "
                 f"{self.threads * self.registers_per_thread()} registers per block, more than an SM of "
@@ -98,11 +104,10 @@ def parse_tile(text: str) -> Tile:
 def line_tile(mapping: str, dtype_bytes: int) -> tuple[int, int]:
     """(elements per block, threads per block) of a non-GEMM kernel's 1-D grid."""
     spec = _data()[mapping]
-    per_thread = spec["vector_bytes"] // dtype_bytes if "vector_bytes" in spec else spec["elements_per_thread"]
+    per_thread = spec.get("elements_per_thread") or spec["vector_bytes"] // dtype_bytes
     return spec["threads"] * max(1, per_thread), spec["threads"]
 
 
 def line_blocks_per_sm(gpu: GPU, threads: int) -> int:
     """A 1-D grid kernel uses few registers and no shared memory: threads limit it."""
     return min(gpu.sm_limits.max_blocks_per_sm, gpu.sm_limits.max_threads_per_sm // threads)
-

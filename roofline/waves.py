@@ -174,8 +174,10 @@ def decompose(
 
     ``tile`` and ``blocks_per_sm`` override the heuristic for GEMM kernels.
     """
-    mapping, count, m, n = np.broadcast_arrays(*(np.asarray(a, dtype=np.int64) for a in (mapping, count, m, n)))
-    tiles = (tile,) if tile is not None else gemm_tiles()
+    arrays = (np.asarray(a, dtype=np.int64) for a in (mapping, count, m, n))
+    mapping, count, m, n = np.broadcast_arrays(*arrays)
+    # Candidates too big for this GPU's SM are not offered (e.g. FP32 256x128 on a T4).
+    tiles = (tile,) if tile is not None else [t for t in gemm_tiles() if t.fit(gpu, dtype_bytes)]
     # One column per candidate tile; 1-D grid kernels repeat their only tile.
     tm = np.empty((*m.shape, len(tiles)), dtype=np.int64)
     tn, bps = np.empty_like(tm), np.empty_like(tm)
