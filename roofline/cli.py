@@ -2,6 +2,8 @@
 
     roofline analyze MODEL [MODEL ...] --gpu GPU --dtype DTYPE --batch N [--json]
     roofline staircase MODEL --layer NAME --gpu GPU [--batch N] [--widths A:B:STEP] [--plot FILE]
+    roofline optimize-widths MODEL --gpu GPU --mode {latency,accuracy} [--tau T] [--delta D]
+    roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE ...]
     roofline gpus [--json]
     roofline zoo [--json]
 
@@ -16,7 +18,7 @@ import json
 import sys
 from typing import NoReturn
 
-from . import __version__, plots, report, zoo
+from . import __version__, files, latency_table, plots, report, zoo
 from .errors import RooflineError
 from .gpus import all_gpus, get_gpu, load_calibration
 from .ir import DTYPE_BYTES
@@ -24,6 +26,7 @@ from .predict import PEAK_KINDS, FusedNetwork, evaluate
 from .resolve import resolve
 from .staircase import staircase
 from .tiles import parse_tile
+from .widths import MODES, adjust_widths
 
 DEFAULT_BATCH = 256
 
@@ -112,6 +115,27 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     stairs.add_argument("--plot", metavar="FILE", help="draw the staircase to FILE (.png or .svg)")
 
+    opt = sub.add_parser("optimize-widths", help="move layer widths to wave-step edges (tail-effect study)")
+    opt.add_argument("model", metavar="MODEL", help="as for analyze")
+    _add_target(opt, 1)
+    opt.add_argument("--mode", choices=MODES, default="latency", help="cut latency, or add free parameters")
+    opt.add_argument(
+        "--tau", type=float, default=0.01,
+        help="bound on the total parameter gain, as a fraction of the parameters (default 0.01)",
+    )  # fmt: skip
+    opt.add_argument("--delta", type=float, default=0.95, help="target: new latency <= delta x old")
+    opt.add_argument("--out", metavar="FILE", help="write the adjusted network as roofline-ir JSON")
+
+    table = sub.add_parser("latency-table", help="write a per-layer latency table (predicted entries)")
+    table.add_argument("models", nargs="+", metavar="MODEL", help="as for analyze")
+    _add_target(table, 1)
+    table.add_argument("--merge", nargs="*", default=[], metavar="FILE", help="tables to merge in")
+    table.add_argument("--out", required=True, metavar="FILE", help="the table to write (JSON)")
+    analyze.add_argument(
+        "--latency-table", metavar="FILE",
+        help="sum per-layer latencies from FILE: measured entries override the model",
+    )  # fmt: skip
+
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--json", action="store_true", help="print JSON")
@@ -156,11 +180,50 @@ def _staircase(args: argparse.Namespace) -> None:
         print(f"wrote {args.plot}")
 
 
+def _optimize_widths(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    network = resolve(args.model, args.resolution)
+    result = adjust_widths(
+        network, gpu, args.dtype, args.batch, mode=args.mode, tau=args.tau, delta=args.delta,
+        calibration=calibration,
+    )  # fmt: skip
+    if args.out:
+        files.write_text(args.out, zoo.dumps(result.network))
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    print(report.widths_table(result))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _latency_table(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    merged = [latency_table.load(path) for path in args.merge]
+    tables = [
+        latency_table.predicted_table(
+            evaluate(resolve(spec, args.resolution), gpu, args.dtype, args.batch, calibration=calibration,
+                     tile=args.tile, blocks_per_sm=args.blocks_per_sm),
+            backend=merged[0].backend if merged else "roofline",
+        )
+        for spec in args.models
+    ]  # fmt: skip
+    table = latency_table.merge(*tables, *merged)
+    latency_table.save(table, args.out)
+    measured = sum(e.source == "measured" for e in table.entries.values())
+    summary = {"out": args.out, "entries": len(table.entries), "measured": measured, "backend": table.backend}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"wrote {args.out}: {len(table.entries)} entries, {measured} measured, backend {table.backend}")
+
+
 def _analyze(args: argparse.Namespace) -> None:
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
     if not specs:
         raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
     gpu, calibration = _target(args)
+    table = latency_table.load(args.latency_table) if args.latency_table else None
     estimates = []
     for i, spec in enumerate(specs, 1):
         if ":" in spec and len(specs) > 1:
@@ -172,9 +235,18 @@ def _analyze(args: argparse.Namespace) -> None:
                 waves=args.waves, tile=args.tile, blocks_per_sm=args.blocks_per_sm,
             )
         )  # fmt: skip
+    from_table = [latency_table.network_latency(e, table) for e in estimates] if table else []
     if args.json:
-        _print_json([e.to_dict(layers=not args.summary) for e in estimates])
+        out = [e.to_dict(layers=not args.summary) for e in estimates]
+        for entry, t in zip(out, from_table, strict=False):
+            entry["latency_table"] = t.to_dict()
+        _print_json(out)
         return
+    for e, t in zip(estimates, from_table, strict=False):
+        print(
+            f"{e.network.name}: latency table {args.latency_table}: {t.latency_s * 1e3:.3f} ms, "
+            f"{t.throughput_img_s:.0f} img/s ({t.measured} layers measured, {t.modelled} from the model)"
+        )
     if args.summary:
         print(report.summary_rows(estimates))
         print(report.context_line(estimates[0]))
@@ -219,7 +291,14 @@ def _zoo(args: argparse.Namespace) -> None:
         print(report.zoo_table(networks))
 
 
-COMMANDS = {"analyze": _analyze, "staircase": _staircase, "gpus": _gpus, "zoo": _zoo}
+COMMANDS = {
+    "analyze": _analyze,
+    "staircase": _staircase,
+    "optimize-widths": _optimize_widths,
+    "latency-table": _latency_table,
+    "gpus": _gpus,
+    "zoo": _zoo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

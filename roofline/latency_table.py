@@ -30,9 +30,7 @@ File format (``save``/``load``), JSON with sorted keys; ``source`` is "predicted
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from . import files
 from .errors import RooflineError
 from .fusion import Kernel
 from .gpus import get_gpu
@@ -172,18 +171,7 @@ def save(table: LatencyTable, path: str | Path) -> None:
         "backend": table.backend,
     }
     data = {**head, "entries": {key: asdict(e) for key, e in table.entries.items()}}
-    # os.replace is atomic only within one file system, hence the temp file beside the target.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def load(path: str | Path) -> LatencyTable:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .errors import RooflineError
+from .files import replacing
 from .staircase import Staircase
 
 FORMATS = (".png", ".svg")
@@ -41,14 +40,8 @@ def _save(path: Path, draw: Callable[[Any], None]) -> None:
     fig = plt.figure(figsize=(9, 5), layout="constrained")
     try:
         draw(fig)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-        os.close(fd)
-        try:
+        with replacing(path) as tmp:
             fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=150)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
 

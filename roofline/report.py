@@ -8,6 +8,7 @@ from .gpus import GPU
 from .ir import Network
 from .predict import Estimate
 from .staircase import Staircase
+from .widths import Adjustment
 
 
 def layer_table(estimate: Estimate) -> str:
@@ -125,3 +126,31 @@ def staircase_table(stairs: Staircase) -> str:
     headers = ("", "widths", "tile", "waves", "wave time", "min us", "max us", "optimal", "util % at opt",
                "img/s at opt")  # fmt: skip
     return tabulate(rows, headers=headers, floatfmt=("", "", "", "", ".3g", ".2f", ".2f", "", ".1f", ".0f"))
+
+
+def widths_table(result: Adjustment) -> str:
+    """Old and new width of every free channel group, then the before/after totals."""
+    d = result.to_dict()
+    rows = [
+        (g["id"], g["producers"][0] + (f" +{len(g['producers']) - 1}" if len(g["producers"]) > 1 else ""),
+         g["old_width"], g["new_width"], "moved" if g["new_width"] != g["old_width"] else "",
+         g["latency_gain_s"] * 1e6, g["param_gain"])
+        for g in d["groups"]
+    ]  # fmt: skip
+    table = tabulate(rows, headers=("group", "layers", "old", "new", "", "LG us (alone)", "PG (alone)"),
+                     floatfmt=("", "", "", "", "", ".2f", ""))  # fmt: skip
+    target = (
+        ""
+        if result.target_s is None
+        else (
+            f" (target {result.target_s * 1e6:.1f} us: {'met' if result.met else 'NOT met'}, tau {result.tau:g})"
+        )
+    )
+    return "\n".join([
+        f"== {result.network.name}: {result.mode} mode, {result.gpu.name}, {result.dtype}, "
+        f"batch {result.batch}",
+        table,
+        f"latency {result.latency_before_s * 1e6:.1f} -> {result.latency_after_s * 1e6:.1f} us{target}",
+        f"params {result.params_before:,} -> {result.params_after:,} "
+        f"({100 * (result.params_after / result.params_before - 1):+.2f}%)",
+    ])  # fmt: skip
