@@ -143,7 +143,8 @@ def widths_table(result: Adjustment) -> str:
         ""
         if result.target_s is None
         else (
-            f" (target {result.target_s * 1e6:.1f} us: {'met' if result.met else 'NOT met'}, tau {result.tau:g})"
+            f" (target {result.target_s * 1e6:.1f} us: {'met' if result.met else 'NOT met'}, "
+            f"tau {result.tau:g})"
         )
     )
     return "\n".join([

@@ -1,14 +1,19 @@
 """Benchmarks that print figures (pytest-benchmark); they assert no timing.
 
-Targets from the issue: the whole embedded zoo evaluated on one GPU and dtype
-from the IR in under 1 s on 2 cores, and one timm model traced in under 2 s.
+Targets from the issues: the whole embedded zoo evaluated on one GPU and dtype
+from the IR in under 1 s on 2 cores, one timm model traced in under 2 s, a
+staircase of 512 widths in under 50 ms, and width adjustment on ResNet-56 in
+under 1 s.
 Run alone with ``nox -s bench``.
 """
 
+import numpy as np
 import pytest
 
 from roofline import evaluate, get_gpu, zoo
 from roofline.predict import FusedNetwork
+from roofline.staircase import staircase
+from roofline.widths import adjust_widths
 
 pytestmark = pytest.mark.analytic
 
@@ -41,3 +46,18 @@ def test_bench_trace_timm_resnet50(benchmark):
     pytorch.from_timm("resnet50")  # warm imports and timm's registry
     net = benchmark.pedantic(pytorch.from_timm, args=("resnet50",), rounds=5, iterations=1)
     assert net.flops() == 8_178_368_512
+
+
+def test_bench_staircase_512_widths(benchmark):
+    fused = FusedNetwork.of(zoo.load("resnet50"))
+    stairs = benchmark(staircase, fused, "layer3.0.conv2", get_gpu("v100"), "fp16", 8, np.arange(1, 513))
+    assert len(stairs.widths) == 512
+
+
+@pytest.mark.parametrize("batch", [1, 64])
+def test_bench_width_adjustment_resnet56(benchmark, batch):
+    net = zoo.load("cifar_resnet56")
+    result = benchmark.pedantic(
+        adjust_widths, args=(net, get_gpu("v100"), "fp16", batch), rounds=3, iterations=1
+    )
+    assert result.latency_after_s <= result.latency_before_s

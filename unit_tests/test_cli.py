@@ -57,6 +57,18 @@ def test_gpus_and_zoo_listings(capsys):
         (["analyze", "broken.onnx"], "broken.onnx"),
         (["analyze", "missing.json"], "does not exist"),
         (["analyze", "resnet50", "--calibration", "nope.json"], "does not exist"),
+        (["analyze", "resnet50", "--tile", "128by64"], "tile must look like MxN"),
+        (["analyze", "resnet50", "--tile", "4096x1"], "pass --blocks-per-sm"),
+        (["analyze", "resnet50", "--no-waves", "--tile", "64x64"], "needs the wave model"),
+        (["analyze", "resnet50", "--latency-table", "nope.json"], "nope.json"),
+        (["staircase", "resnet50", "--layer", "layer9.conv"], "has no layer 'layer9.conv'"),
+        (["staircase", "resnet50", "--layer", "maxpool"], "dense conv or linear"),
+        (["staircase", "resnet50", "--layer", "fc", "--widths", "9:3"], "expected A:B[:STEP]"),
+        (["staircase", "resnet50", "--layer", "fc", "--plot", "out.pdf"], "must end in .png or .svg"),
+        (["staircase", "resnet50", "--layer", "fc", "--plot", "no/such/dir/a.png"], "does not exist"),
+        (["optimize-widths", "cifar_vgg16", "--tau", "0"], "tau > 0"),
+        (["optimize-widths", "cifar_vgg16", "--mode", "speed"], "invalid choice"),
+        (["latency-table", "resnet18", "--out", "t.json", "--merge", "broken.onnx"], "broken.onnx"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, fragment):
@@ -91,3 +103,37 @@ def test_import_needs_neither_torch_nor_onnx():
     code = "import sys, roofline, roofline.cli; print(sorted({'torch', 'onnx', 'timm'} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_staircase_json_and_plot(capsys, tmp_path):
+    plot = tmp_path / "stairs.png"
+    code, out, _ = run(capsys, "staircase", "resnet50", "--layer", "layer3.0.conv2", "--batch", "8",
+                       "--widths", "8:512:8", "--plot", str(plot), "--json")  # fmt: skip
+    assert code == 0
+    d = json.loads(out)
+    assert d["width"] == 256 and len(d["points"]) == 64
+    assert d["edges"] and set(d["optimal_widths"]) <= {p["width"] for p in d["points"]}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["stairs.png"]  # no temp file left behind
+
+
+def test_optimize_widths_writes_an_analyzable_network(capsys, tmp_path):
+    out_ir = tmp_path / "vgg.json"
+    code, out, _ = run(
+        capsys, "optimize-widths", "cifar_vgg16", "--batch", "64", "--out", str(out_ir), "--json"
+    )
+    assert code == 0
+    d = json.loads(out)
+    assert d["target_met"] and d["latency_after_s"] <= 0.95 * d["latency_before_s"]
+    code, out, _ = run(capsys, "analyze", str(out_ir), "--batch", "64", "--json", "--summary")
+    assert json.loads(out)[0]["params"] == d["params_after"]
+
+
+def test_latency_table_round_trip_through_analyze(capsys, tmp_path):
+    table = tmp_path / "t.json"
+    assert run(capsys, "latency-table", "resnet18", "--batch", "8", "--out", str(table))[0] == 0
+    code, out, _ = run(capsys, "analyze", "resnet18", "--batch", "8", "--latency-table", str(table), "--json")
+    d = json.loads(out)[0]
+    assert d["latency_table"]["measured_layers"] == 0
+    assert d["latency_table"]["modelled_layers"] == d["kernels"]
+    assert d["latency_table"]["latency_s"] == pytest.approx(d["predicted"]["latency_s"], rel=1e-12)
