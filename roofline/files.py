@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import RooflineError
 
@@ -31,3 +33,17 @@ def replacing(path: str | Path) -> Iterator[Path]:
 def write_text(path: str | Path, text: str) -> None:
     with replacing(path) as tmp:
         tmp.write_text(text)
+
+
+def read_document(path: str | Path, what: str, fmt: str) -> dict[str, Any]:
+    """A JSON file's top-level object, checked to be ``fmt`` version 1 (one-line errors)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RooflineError(f"{what} {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RooflineError(f"{what} {path} is not valid JSON ({exc}); regenerate it") from None
+    if not isinstance(data, dict) or data.get("format") != fmt or data.get("version") != 1:
+        raise RooflineError(f"{path} is not a {fmt} version 1 file")
+    return data

@@ -14,7 +14,6 @@ Every report names the roof it used and where the figure came from.
 from __future__ import annotations
 
 import difflib
-import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from types import MappingProxyType
 
 from . import efficiency
 from .errors import RooflineError
+from .files import read_document
 from .ir import DTYPE_BYTES
 
 CALIBRATION_FORMAT = "roofline-calibration"
@@ -181,15 +181,7 @@ def load_calibration(path: str | Path, gpu: GPU) -> dict:
          "source": "kernels/calibrate.py on <host>, <date>",
          "dram_bytes_s": 3.0e12, "peak_flops_s": {"fp16": 7.9e14, ...}}
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RooflineError(f"calibration file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RooflineError(f"calibration file {path} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT or data.get("version") != 1:
-        raise RooflineError(f"{path} is not a {CALIBRATION_FORMAT} version 1 file")
+    data = read_document(path, "calibration file", CALIBRATION_FORMAT)
     try:
         owner = get_gpu(str(data["gpu"])).key
         source = str(data["source"])

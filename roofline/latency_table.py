@@ -176,15 +176,7 @@ def save(table: LatencyTable, path: str | Path) -> None:
 
 def load(path: str | Path) -> LatencyTable:
     """Read a table written by ``save`` (or by hand, in the documented format)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RooflineError(f"latency table {path} does not exist; check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RooflineError(f"latency table {path} is not valid JSON ({exc}); regenerate it") from None
-    if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT or data.get("version") != 1:
-        raise RooflineError(f"{path} is not a {TABLE_FORMAT} version 1 file")
+    data = files.read_document(path, "latency table", TABLE_FORMAT)
     try:
         gpu = get_gpu(str(data["gpu"])).key
         dtype, backend = str(data["dtype"]), str(data["backend"])
