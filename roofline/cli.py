@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="flat roofline: no wave or tile quantization in compute time",
     )  # fmt: skip
     analyze.add_argument("--summary", action="store_true", help="one summary table, no per-layer tables")
+    analyze.add_argument(
+        "--latency-table", metavar="FILE",
+        help="sum per-layer latencies from FILE: measured entries override the model",
+    )  # fmt: skip
 
     stairs = sub.add_parser("staircase", help="one layer's latency and utilization as its width varies")
     stairs.add_argument("model", metavar="MODEL", help="as for analyze")
@@ -131,10 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target(table, 1)
     table.add_argument("--merge", nargs="*", default=[], metavar="FILE", help="tables to merge in")
     table.add_argument("--out", required=True, metavar="FILE", help="the table to write (JSON)")
-    analyze.add_argument(
-        "--latency-table", metavar="FILE",
-        help="sum per-layer latencies from FILE: measured entries override the model",
-    )  # fmt: skip
 
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
