@@ -40,7 +40,7 @@ def numel(shape: Shape) -> int:
     return math.prod(shape)
 
 
-def _scale_batch(shape: Shape, new: int, old: int) -> Shape:
+def scale_batch(shape: Shape, new: int, old: int) -> Shape:
     # Scaling (not replacing) the leading dim keeps shapes right when a model
     # folds batch with another axis, e.g. (batch*heads, L, D).
     if not shape:
@@ -90,8 +90,8 @@ class Layer:
         """This layer with its leading dims rescaled from batch ``old`` to ``new``."""
         return dataclasses.replace(
             self,
-            input_shapes=tuple(_scale_batch(s, new, old) for s in self.input_shapes),
-            output_shape=_scale_batch(self.output_shape, new, old),
+            input_shapes=tuple(scale_batch(s, new, old) for s in self.input_shapes),
+            output_shape=scale_batch(self.output_shape, new, old),
         )
 
     def describe(self) -> str:
@@ -366,7 +366,7 @@ class Network:
         return dataclasses.replace(
             self,
             batch=batch,
-            inputs=tuple((n, _scale_batch(s, batch, self.batch)) for n, s in self.inputs),
+            inputs=tuple((n, scale_batch(s, batch, self.batch)) for n, s in self.inputs),
             layers=tuple(layer.with_batch(batch, self.batch) for layer in self.layers),
         )
 

@@ -43,7 +43,7 @@ from . import files
 from .errors import RooflineError
 from .fusion import Kernel
 from .gpus import get_gpu
-from .ir import DTYPE_BYTES, Shape
+from .ir import DTYPE_BYTES, Shape, scale_batch
 from .predict import Estimate
 
 TABLE_FORMAT = "roofline-latency-table"
@@ -53,9 +53,7 @@ _NAMES_AND_SHAPES = frozenset({"name", "inputs", "output", "input_shapes", "outp
 
 
 def _shape(shape: Shape, batch: int) -> str:
-    # Scaling dim 0 (kernels are at batch 1) keeps folded layouts such as (batch*heads, L, D) right.
-    scaled = (shape[0] * batch, *shape[1:]) if shape else ()
-    return "x".join(map(str, scaled)) or "scalar"
+    return "x".join(map(str, scale_batch(shape, batch, 1))) or "scalar"
 
 
 def _value(value: Any) -> str:

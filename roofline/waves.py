@@ -61,13 +61,12 @@ MAPPINGS = ("gemm", "direct", "stream")
 
 @dataclass(frozen=True)
 class Work:
-    """A kernel's work at batch 1, as ``count`` independent M x N x K problems."""
+    """A kernel's work at batch 1, as ``count`` independent M x N problems (K sets only FLOPs)."""
 
     mapping: str
     count: int
     m: int
     n: int
-    k: int
     batch_scales_count: bool = False  # batched matmul: batch multiplies count, not M
 
 
@@ -77,17 +76,17 @@ def work_of(kernel: Kernel) -> Work:
     if isinstance(a, Conv) and not a.depthwise:
         g, out = a.groups, a.output_shape
         m = out[0] * numel(out[2:])
-        return Work("gemm", g, m, a.out_channels // g, a.in_channels // g * numel(a.kernel))
+        return Work("gemm", g, m, a.out_channels // g)
     if isinstance(a, Linear):
-        return Work("gemm", 1, numel(a.output_shape) // a.out_features, a.out_features, a.in_features)
+        return Work("gemm", 1, numel(a.output_shape) // a.out_features, a.out_features)
     if isinstance(a, MatMul):
         *lead, m, n = a.output_shape
         batched = len(lead) > 0
-        return Work("gemm", math.prod(lead), m, n, a.input_shapes[0][-1], batch_scales_count=batched)
+        return Work("gemm", math.prod(lead), m, n, batch_scales_count=batched)
     if isinstance(a, Conv):
-        return Work("direct", 1, numel(a.output_shape), 1, numel(a.kernel))
+        return Work("direct", 1, numel(a.output_shape), 1)
     largest = max([numel(s) for _, s in kernel.inputs] + [numel(kernel.output_shape)])
-    return Work("stream", 1, largest, 1, 0)
+    return Work("stream", 1, largest, 1)
 
 
 @dataclass(frozen=True)
