@@ -215,17 +215,10 @@ def evaluate(
     reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
     flops = fused.flops * batch
     nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
-    stats = None
-    compute_s = flops / model_roof.flops_s
-    if waves:
-        count, m = fused.grid.at_batch(batch)
-        stats = decompose(
-            fused.grid.mapping, count, m, fused.grid.n, gpu, DTYPE_BYTES[dtype], tile, blocks_per_sm
-        )
-        compute_s = compute_s / stats.quantization
-    elif tile is not None or blocks_per_sm is not None:
-        raise RooflineError("a tile or blocks-per-SM override needs the wave model; drop --no-waves")
-    time_s = np.maximum(compute_s, nbytes / model_roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+    compute_s, time_s, stats = kernel_times(
+        flops, nbytes, fused.grid, batch, gpu, dtype, model_roof, waves=waves, tile=tile,
+        blocks_per_sm=blocks_per_sm,
+    )  # fmt: skip
     return Estimate(
         fused=fused,
         gpu=gpu,
@@ -239,3 +232,33 @@ def evaluate(
         time_s=time_s,
         waves=stats,
     )
+
+
+def kernel_times(
+    flops: np.ndarray,
+    nbytes: np.ndarray,
+    grid: Grid,
+    batch: int,
+    gpu: GPU,
+    dtype: str,
+    model_roof: Roof,
+    *,
+    waves: bool = True,
+    tile: Tile | None = None,
+    blocks_per_sm: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, WaveStats | None]:
+    """(compute_s, time_s, wave stats) per kernel at ``batch``: time_k of the module doc.
+
+    Kernels are independent here, so the arrays may hold the kernels of many
+    networks at once (``roofline.blocks`` evaluates whole search spaces this way).
+    """
+    stats = None
+    compute_s = flops / model_roof.flops_s
+    if waves:
+        count, m = grid.at_batch(batch)
+        stats = decompose(grid.mapping, count, m, grid.n, gpu, DTYPE_BYTES[dtype], tile, blocks_per_sm)
+        compute_s = compute_s / stats.quantization
+    elif tile is not None or blocks_per_sm is not None:
+        raise RooflineError("a tile or blocks-per-SM override needs the wave model; drop --no-waves")
+    time_s = np.maximum(compute_s, nbytes / model_roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+    return compute_s, time_s, stats

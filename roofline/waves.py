@@ -112,6 +112,10 @@ class Grid:
             batch_scales_count=np.array([w.batch_scales_count for w in works], dtype=bool),
         )
 
+    @classmethod
+    def concat(cls, grids: list[Grid]) -> Grid:
+        return cls(*(np.concatenate([getattr(g, f) for g in grids]) for f in cls.__dataclass_fields__))
+
     def at_batch(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(count, M) at ``batch``: the batch multiplies M, or count for batched matmul."""
         scale = self.batch_scales_count
