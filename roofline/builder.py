@@ -40,8 +40,8 @@ class NetBuilder:
         finally:
             self._scope.pop()
 
-    def _add(self, cls: type[Layer], kind: str, inputs: tuple[str, ...], out: Shape, in_shapes=None, **kw):
-        base = ".".join([*self._scope, kind])
+    def _add(self, cls: type[Layer], label: str, inputs: tuple[str, ...], out: Shape, in_shapes=None, **kw):
+        base = ".".join([*self._scope, label])
         name, i = base, 1
         while name in self._shapes:
             i += 1

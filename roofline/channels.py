@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from .ir import Concat, Conv, Elementwise, Layer, Linear, MatMul, Network, Norm, Shape, Softmax, Unsupported
@@ -221,7 +221,7 @@ def channel_groups(network: Network) -> tuple[ChannelGroup, ...]:
     return _analyse(network).groups
 
 
-def _new_widths(a: _Analysis, widths: Mapping[int, int]) -> dict[int, int]:
+def _new_widths(a: _Analysis, widths: Mapping[int, int], unfix: Collection[int] = ()) -> dict[int, int]:
     new = {g.id: g.width for g in a.groups}
     for gid, width in widths.items():
         if gid not in new:
@@ -229,7 +229,7 @@ def _new_widths(a: _Analysis, widths: Mapping[int, int]) -> dict[int, int]:
         group = a.groups[gid]
         if width < 1:
             raise ValueError(f"group {gid}: width must be >= 1, got {width}")
-        if group.fixed and width != group.width:
+        if group.fixed and width != group.width and gid not in unfix:
             raise ValueError(f"group {gid} is fixed ({group.reason}): cannot resize {group.width} -> {width}")
         new[gid] = width
     for check in (False, True):  # the second pass only confirms: a group may hold several concats
@@ -247,17 +247,17 @@ def _new_widths(a: _Analysis, widths: Mapping[int, int]) -> dict[int, int]:
     return new
 
 
-def resize(network: Network, widths: Mapping[int, int]) -> Network:
+def resize(network: Network, widths: Mapping[int, int], unfix: Collection[int] = ()) -> Network:
     """``network`` with channel group ``id`` set to ``widths[id]`` (others unchanged).
 
     Every tensor's channel dim follows its group; Norm.channels, a depthwise
     conv's ``groups``, per-channel Elementwise weights ((C,) or (C, 1, 1)) and
     concat outputs (the sum of their inputs) are recomputed; spatial dims never
     change. Raises ValueError for an unknown group, a width < 1, a new width on
-    a fixed group, or a pad that would drop channels.
+    a fixed group not listed in ``unfix``, or a pad that would drop channels.
     """
     a = _analyse(network)
-    new = _new_widths(a, widths)
+    new = _new_widths(a, widths, unfix)
 
     def width(node: str | None, old: int) -> int:
         # Unchanged groups keep each tensor's own width (a fixed view may differ from its source).
@@ -291,11 +291,14 @@ def resize(network: Network, widths: Mapping[int, int]) -> Network:
     return dataclasses.replace(network, layers=tuple(layers))
 
 
-def scale_widths(network: Network, factor: float, multiple: int = 8) -> Network:
+def scale_widths(
+    network: Network, factor: float, multiple: int = 8, fixed_widths: Mapping[int, int] | None = None
+) -> Network:
     """Scale every free group that has a producer by ``factor`` (DESIGN.md, "Folding").
 
     Widths round to the nearest multiple of ``multiple``, at least ``multiple``.
     A pad's output group is scaled too and rounded up to stay >= its input.
+    ``fixed_widths`` sets fixed groups explicitly (folding's input and output).
     """
     a = _analyse(network)
     pad_outs = {gout for _, gout, _ in a.pads}
@@ -311,4 +314,5 @@ def scale_widths(network: Network, factor: float, multiple: int = 8) -> Network:
             need = new.get(gin, a.groups[gin].width)
             if gout in new and new[gout] < need:
                 new[gout], changed = multiple * math.ceil(need / multiple), True
-    return resize(network, new)
+    fixed_widths = dict(fixed_widths or {})
+    return resize(network, {**new, **fixed_widths}, unfix=fixed_widths)

@@ -4,10 +4,14 @@
     roofline staircase MODEL --layer NAME --gpu GPU [--batch N] [--widths A:B:STEP] [--plot FILE]
     roofline optimize-widths MODEL --gpu GPU --mode {latency,accuracy} [--tau T] [--delta D]
     roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE ...]
+    roofline batch-sweep MODEL --gpu GPU --dtype DTYPE [--layers]
+    roofline fold MODEL --factor F --gpu GPU --batch N [--out FILE.json]
+    roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV] [--out DIR]
     roofline gpus [--json]
     roofline zoo [--json]
 
-Bad input prints one line, ``roofline: error: ...``, and exits with status 2.
+Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
+memory (``roofline.batch``). Bad input prints one line, ``roofline: error: ...``, and exits with status 2.
 """
 
 from __future__ import annotations
@@ -16,19 +20,27 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from typing import NoReturn
 
+from tqdm import tqdm
+
 from . import __version__, files, latency_table, plots, report, zoo
+from .batch import batch_sweep, resolve_batch
 from .errors import RooflineError
+from .fold import fold, fold_batch
 from .gpus import all_gpus, get_gpu, load_calibration
-from .ir import DTYPE_BYTES
+from .ir import DTYPE_BYTES, Network
 from .predict import PEAK_KINDS, FusedNetwork, evaluate
 from .resolve import resolve
 from .staircase import staircase
+from .survey import check_out_dir, load_accuracies, survey, write_outputs
 from .tiles import parse_tile
 from .widths import MODES, adjust_widths
 
 DEFAULT_BATCH = 256
+#: More models than this get a progress bar (when stderr is a terminal).
+PROGRESS_OVER = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +57,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
+
+
+def _batch(text: str) -> int | str:
+    return "max" if text == "max" else _positive_int(text)
 
 
 def _tile(text: str):
@@ -69,7 +85,10 @@ def _add_target(cmd: argparse.ArgumentParser, batch: int) -> None:
     """The options every prediction takes: where, at what precision and batch, which block mapping."""
     cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
     cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
-    cmd.add_argument("--batch", type=_positive_int, default=batch, help=f"batch size (default {batch})")
+    cmd.add_argument(
+        "--batch", type=_batch, default=batch, metavar="N|max",
+        help=f"batch size, or max: the largest that fits in GPU memory (default {batch})",
+    )  # fmt: skip
     cmd.add_argument("--resolution", type=_positive_int, help="input height=width (default: the model's)")
     cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
     cmd.add_argument(
@@ -136,6 +155,35 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--merge", nargs="*", default=[], metavar="FILE", help="tables to merge in")
     table.add_argument("--out", required=True, metavar="FILE", help="the table to write (JSON)")
 
+    sweep = sub.add_parser(
+        "batch-sweep", help="AI, throughput and utilization at each batch up to the largest"
+    )
+    sweep.add_argument("model", metavar="MODEL", help="as for analyze")
+    _add_target(sweep, 1)
+    sweep.add_argument("--layers", action="store_true", help="also print every layer's AI at each batch")
+
+    fold_cmd = sub.add_parser("fold", help="fold f images onto the channel axis, widen layers by sqrt(f)")
+    fold_cmd.add_argument("model", metavar="MODEL", help="as for analyze")
+    fold_cmd.add_argument(
+        "--factor", type=_positive_int, default=4, help="images per folded sample (default 4)"
+    )
+    _add_target(fold_cmd, DEFAULT_BATCH)
+    fold_cmd.add_argument("--out", metavar="FILE", help="write the folded network as roofline-ir JSON")
+
+    surv = sub.add_parser("survey", help="utilization survey of many models: table, frontiers, figures")
+    surv.add_argument("models", nargs="*", metavar="MODEL", help="as for analyze (default: the embedded zoo)")
+    _add_target(surv, DEFAULT_BATCH)
+    surv.add_argument(
+        "--fold", type=_positive_int, metavar="F",
+        help="also fold every model whose AI is below the CMR by F and show the frontier moving",
+    )  # fmt: skip
+    surv.add_argument(
+        "--accuracy", metavar="CSV", help="top-1 accuracies (columns model,top1) for accuracy frontiers"
+    )
+    surv.add_argument(
+        "--out", metavar="DIR", help="write survey.csv/json, figures (PNG+SVG) and summary.md here"
+    )
+
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--json", action="store_true", help="print JSON")
@@ -145,6 +193,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _print_json(value: object) -> None:
     json.dump(value, sys.stdout, indent=1)
     print()
+
+
+def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
+    """Resolve each spec in turn, with a progress bar on stderr when there are more than a few."""
+    bar = tqdm(
+        specs, desc="models", unit="model", file=sys.stderr, disable=len(specs) <= PROGRESS_OVER or None
+    )
+    for spec in bar:
+        bar.set_postfix_str(spec, refresh=False)
+        yield resolve(spec, resolution)
 
 
 def _target(args: argparse.Namespace):
@@ -161,8 +219,9 @@ def _staircase(args: argparse.Namespace) -> None:
     if args.plot:
         plots.check_path(args.plot)
     fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
     stairs = staircase(
-        fused, args.layer, gpu, args.dtype, args.batch, args.widths,
+        fused, args.layer, gpu, args.dtype, batch, args.widths,
         tile=args.tile, blocks_per_sm=args.blocks_per_sm, calibration=calibration,
     )  # fmt: skip
     if args.plot:
@@ -175,7 +234,7 @@ def _staircase(args: argparse.Namespace) -> None:
     print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
     optimal = ", ".join(map(str, stairs.optimal_widths()))
     print(f"optimal widths (max utilization x throughput per step): {optimal}")
-    print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {args.batch}; latency of this layer alone.")
+    print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {batch}; latency of this layer alone.")
     if args.plot:
         print(f"wrote {args.plot}")
 
@@ -183,8 +242,9 @@ def _staircase(args: argparse.Namespace) -> None:
 def _optimize_widths(args: argparse.Namespace) -> None:
     gpu, calibration = _target(args)
     network = resolve(args.model, args.resolution)
+    batch = resolve_batch(args.batch, FusedNetwork.of(network), gpu, args.dtype)
     result = adjust_widths(
-        network, gpu, args.dtype, args.batch, mode=args.mode, tau=args.tau, delta=args.delta,
+        network, gpu, args.dtype, batch, mode=args.mode, tau=args.tau, delta=args.delta,
         calibration=calibration,
     )  # fmt: skip
     if args.out:
@@ -200,14 +260,15 @@ def _optimize_widths(args: argparse.Namespace) -> None:
 def _latency_table(args: argparse.Namespace) -> None:
     gpu, calibration = _target(args)
     merged = [latency_table.load(path) for path in args.merge]
-    tables = [
-        latency_table.predicted_table(
-            evaluate(resolve(spec, args.resolution), gpu, args.dtype, args.batch, calibration=calibration,
-                     tile=args.tile, blocks_per_sm=args.blocks_per_sm),
-            backend=merged[0].backend if merged else "roofline",
+    tables = []
+    for spec in args.models:
+        fused = FusedNetwork.of(resolve(spec, args.resolution))
+        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+        estimate = evaluate(fused, gpu, args.dtype, batch, calibration=calibration, tile=args.tile,
+                            blocks_per_sm=args.blocks_per_sm)  # fmt: skip
+        tables.append(
+            latency_table.predicted_table(estimate, backend=merged[0].backend if merged else "roofline")
         )
-        for spec in args.models
-    ]  # fmt: skip
     table = latency_table.merge(*tables, *merged)
     latency_table.save(table, args.out)
     measured = sum(e.source == "measured" for e in table.entries.values())
@@ -225,14 +286,13 @@ def _analyze(args: argparse.Namespace) -> None:
     gpu, calibration = _target(args)
     table = latency_table.load(args.latency_table) if args.latency_table else None
     estimates = []
-    for i, spec in enumerate(specs, 1):
-        if ":" in spec and len(specs) > 1:
-            print(f"[{i}/{len(specs)}] tracing {spec}", file=sys.stderr, flush=True)
-        network = resolve(spec, args.resolution)
+    for network in _networks(specs, args.resolution):
+        fused = FusedNetwork.of(network)
+        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
         estimates.append(
             evaluate(
-                network, gpu, args.dtype, args.batch, peak=args.peak, calibration=calibration,
-                waves=args.waves, tile=args.tile, blocks_per_sm=args.blocks_per_sm,
+                fused, gpu, args.dtype, batch, peak=args.peak, calibration=calibration, waves=args.waves,
+                tile=args.tile, blocks_per_sm=args.blocks_per_sm,
             )
         )  # fmt: skip
     from_table = [latency_table.network_latency(e, table) for e in estimates] if table else []
@@ -257,6 +317,60 @@ def _analyze(args: argparse.Namespace) -> None:
             print(f"{name}: unsupported ops (bytes counted, no FLOPs): {ops}")
         return
     print("\n\n".join(report.network_report(e) for e in estimates))
+
+
+def _batch_sweep(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    result = batch_sweep(
+        fused, gpu, args.dtype, calibration=calibration, tile=args.tile, blocks_per_sm=args.blocks_per_sm
+    )
+    if args.json:
+        _print_json(result.to_dict(layers=args.layers))
+        return
+    print(report.batch_sweep_table(result, layers=args.layers))
+
+
+def _fold(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    network = resolve(args.model, args.resolution)
+    fused = FusedNetwork.of(network)
+    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+    if args.batch == "max":
+        batch = max(args.factor, batch - batch % args.factor)
+    folded = fold(network, args.factor)
+    kw = {"calibration": calibration, "tile": args.tile, "blocks_per_sm": args.blocks_per_sm}
+    before = evaluate(fused, gpu, args.dtype, batch, **kw)
+    after = evaluate(folded.network, gpu, args.dtype, fold_batch(batch, args.factor), **kw)
+    if args.out:
+        files.write_text(args.out, zoo.dumps(folded.network))
+    if args.json:
+        _print_json(report.fold_dict(folded, before, after))
+        return
+    print(report.fold_table(folded, before, after))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _survey(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    if args.tile is not None or args.blocks_per_sm is not None:
+        raise RooflineError("survey uses the tile heuristic for every model; drop --tile/--blocks-per-sm")
+    accuracies = load_accuracies(args.accuracy) if args.accuracy else None
+    if args.out:
+        check_out_dir(args.out)
+    specs = args.models or zoo.zoo_names()
+    result = survey(
+        _networks(specs, args.resolution), gpu, args.dtype, args.batch, fold_factor=args.fold,
+        accuracies=accuracies, calibration=calibration,
+    )  # fmt: skip
+    written = write_outputs(result, args.out) if args.out else []
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    print(report.survey_table(result))
+    for path in written:
+        print(f"wrote {path}")
 
 
 def _gpus(args: argparse.Namespace) -> None:
@@ -296,6 +410,9 @@ COMMANDS = {
     "staircase": _staircase,
     "optimize-widths": _optimize_widths,
     "latency-table": _latency_table,
+    "batch-sweep": _batch_sweep,
+    "fold": _fold,
+    "survey": _survey,
     "gpus": _gpus,
     "zoo": _zoo,
 }

@@ -349,6 +349,8 @@ class Network:
 
     ``inputs`` are the graph inputs (name, shape); ``outputs`` the tensors the
     network returns. ``batch`` is the leading dim of every activation shape.
+    ``images_per_sample`` is f for a folded network (``roofline.fold``): one
+    sample stacks f images on the channel axis.
     """
 
     name: str
@@ -359,6 +361,7 @@ class Network:
     resolution: int | None = None
     source: str = ""
     unsupported_ops: dict[str, int] = field(default_factory=dict, hash=False, compare=True)
+    images_per_sample: int = 1
 
     def with_batch(self, batch: int) -> Network:
         if batch == self.batch:
@@ -388,6 +391,7 @@ class Network:
         return sum(layer.params() for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
+        folded = {"images_per_sample": self.images_per_sample} if self.images_per_sample != 1 else {}
         return {
             "format": "roofline-ir",
             "version": 1,
@@ -398,6 +402,7 @@ class Network:
             "inputs": [[n, list(s)] for n, s in self.inputs],
             "outputs": list(self.outputs),
             "unsupported_ops": dict(self.unsupported_ops),
+            **folded,
             "layers": [layer.to_dict() for layer in self.layers],
         }
 
@@ -413,5 +418,6 @@ class Network:
             inputs=tuple((n, tuple(s)) for n, s in data["inputs"]),
             outputs=tuple(data["outputs"]),
             unsupported_ops=dict(data.get("unsupported_ops", {})),
+            images_per_sample=data.get("images_per_sample", 1),
             layers=tuple(layer_from_dict(d) for d in data["layers"]),
         )

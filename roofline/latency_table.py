@@ -224,4 +224,4 @@ def network_latency(estimate: Estimate, table: LatencyTable) -> TableEstimate:
     times = np.where(hit, [getattr(e, "latency_s", 0.0) for e in found], estimate.time_s)
     sources = tuple("measured" if h else "model" for h in hit)
     latency, n = float(times.sum()), sum(hit)
-    return TableEstimate(latency, times, sources, n, len(hit) - n, estimate.batch / latency, table.backend)
+    return TableEstimate(latency, times, sources, n, len(hit) - n, estimate.images / latency, table.backend)

@@ -14,7 +14,7 @@ time per wave. With ``waves=False``, q_k = 1, the flat roofline. Kernels run one
 another, as in an engine's single stream, so for the network
 
     latency      = sum_k time_k
-    throughput   = batch / latency                       (images/s)
+    throughput   = batch x images_per_sample / latency   (images/s; f per sample when folded)
     achieved     = FLOPs_per_image x throughput          (FLOP/s)
     utilization  = achieved / peak                        (DESIGN.md)
     AI           = sum_k FLOPs_k / sum_k bytes_k
@@ -119,8 +119,18 @@ class Estimate:
         return float(self.time_s.sum())
 
     @property
+    def images(self) -> int:
+        """Images per batch: a folded network's sample holds several."""
+        return self.batch * self.network.images_per_sample
+
+    @property
+    def flops_per_image(self) -> float:
+        ips = self.network.images_per_sample
+        return self.network.flops() / ips if ips > 1 else self.network.flops()
+
+    @property
     def throughput_img_s(self) -> float:
-        return self.batch / self.latency_s
+        return self.images / self.latency_s
 
     @property
     def achieved_flops_s(self) -> float:
@@ -139,6 +149,7 @@ class Estimate:
 
     def to_dict(self, layers: bool = True) -> dict[str, Any]:
         net = self.network
+        ips = net.images_per_sample
         out: dict[str, Any] = {
             "model": net.name,
             "source": net.source,
@@ -147,8 +158,9 @@ class Estimate:
             "dtype": self.dtype,
             "batch": self.batch,
             "resolution": net.resolution,
-            "flops_per_image": net.flops(),
-            "macs_per_image": net.macs(),
+            "images_per_sample": ips,
+            "flops_per_image": self.flops_per_image,
+            "macs_per_image": net.macs() / ips if ips > 1 else net.macs(),
             "elementwise_ops_per_image": sum(k.elementwise_ops() for k in self.fused.kernels),
             "params": net.params(),
             "bytes": self.total_bytes,

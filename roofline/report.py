@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from .batch import BatchSweep
+from .fold import Folded
 from .gpus import GPU
 from .ir import Network
 from .predict import Estimate
 from .staircase import Staircase
+from .survey import Survey
 from .widths import Adjustment
 
 
@@ -38,7 +41,8 @@ def summary_rows(estimates: list[Estimate]) -> str:
         (
             e.network.name,
             e.network.resolution,
-            e.network.flops() / 1e9,
+            e.batch,
+            e.flops_per_image / 1e9,
             e.network.params() / 1e6,
             e.arithmetic_intensity,
             e.peak.cmr,
@@ -51,11 +55,13 @@ def summary_rows(estimates: list[Estimate]) -> str:
         for e in estimates
     ]
     headers = (
-        "model", "res", "GFLOPs/img", "params M", "AI", "CMR", "bound",
+        "model", "res", "batch", "GFLOPs/img", "params M", "AI", "CMR", "bound",
         "latency ms", "img/s", "TFLOP/s", "util %",
     )  # fmt: skip
     return tabulate(
-        rows, headers=headers, floatfmt=("", "", ".3f", ".2f", ".1f", ".1f", "", ".3f", ".0f", ".1f", ".1f")
+        rows,
+        headers=headers,
+        floatfmt=("", "", "", ".3f", ".2f", ".1f", ".1f", "", ".3f", ".0f", ".1f", ".1f"),
     )
 
 
@@ -155,3 +161,128 @@ def widths_table(result: Adjustment) -> str:
         f"params {result.params_before:,} -> {result.params_after:,} "
         f"({100 * (result.params_after / result.params_before - 1):+.2f}%)",
     ])  # fmt: skip
+
+
+def batch_sweep_table(sweep: BatchSweep, layers: bool = False) -> str:
+    """One row per batch, then the limits; with ``layers``, each kernel's AI per batch."""
+    rows = [
+        (e.batch, e.arithmetic_intensity, 100 * sweep.share_above_cmr(e), e.bound, e.latency_s * 1e3,
+         e.throughput_img_s, 100 * e.utilization, sweep.fit.bytes_at(e.batch) / 2**30)
+        for e in sweep.estimates
+    ]  # fmt: skip
+    headers = ("batch", "AI", "% layers > CMR", "bound", "latency ms", "img/s", "util %", "memory GiB")
+    first = sweep.estimates[0]
+    fit = sweep.fit
+    crossing = sweep.cmr_crossing_batch
+    if crossing is None:
+        cross = f"never (AI limit {sweep.ai_limit:.1f} <= CMR {sweep.cmr:.1f})"
+    else:
+        cross = f"batch {crossing}" + ("" if crossing <= fit.max_batch else " (does not fit in memory)")
+    lines = [
+        f"== {sweep.fused.network.name} on {first.gpu.name}, {first.dtype}",
+        tabulate(rows, headers=headers, floatfmt=("", ".1f", ".0f", "", ".3f", ".0f", ".1f", ".2f")),
+        f"largest batch that fits: {fit.max_batch} ({fit.gpu_memory_bytes / 2**30:.0f} GiB = "
+        f"{fit.weight_bytes / 2**20:.0f} MiB weights + {fit.live_bytes_per_image / 2**20:.2f} MiB live "
+        f"activations per sample x batch + {(fit.workspace_bytes + fit.reserved_bytes) / 2**30:.0f} GiB "
+        "workspace and context)",
+        f"AI limit at large batch: {sweep.ai_limit:.1f} FLOP/byte; CMR {sweep.cmr:.1f} "
+        f"({first.peak.kind} peak); AI crosses the CMR at: {cross}",
+        "% layers > CMR counts kernels that carry FLOPs (convolutions and GEMMs).",
+    ]
+    if layers:
+        ai = [e.kernel_ai() for e in sweep.estimates]
+        rows = [
+            (k.name, k.describe(), *(a[i] for a in ai), sweep.kernel_ai_limit[i])
+            for i, k in enumerate(sweep.fused.kernels)
+        ]
+        headers = ("layer", "op", *(f"AI@{e.batch}" for e in sweep.estimates), "limit")
+        lines += ["", tabulate(rows, headers=headers, floatfmt=".1f")]
+    return "\n".join(lines)
+
+
+FOLD_RATIOS = ("flops", "bytes", "arithmetic_intensity", "throughput_img_s", "utilization")
+
+
+def fold_dict(folded: Folded, before: Estimate, after: Estimate) -> dict:
+    """``roofline fold --json``: both summaries (as ``analyze``), their ratios and the exceptions."""
+    b, a = before.to_dict(layers=False), after.to_dict(layers=False)
+    values = {
+        "flops": (before.total_flops, after.total_flops),
+        "bytes": (before.total_bytes, after.total_bytes),
+        "arithmetic_intensity": (before.arithmetic_intensity, after.arithmetic_intensity),
+        "throughput_img_s": (before.throughput_img_s, after.throughput_img_s),
+        "utilization": (before.utilization, after.utilization),
+    }
+    return {
+        "model": before.network.name,
+        "factor": folded.factor,
+        "gpu": before.gpu.key,
+        "dtype": before.dtype,
+        "batch": before.batch,
+        "folded_batch": after.batch,
+        "width_scale": folded.width_scale,
+        "width_multiple": folded.width_multiple,
+        "before": b,
+        "after": a,
+        "ratios": {k: values[k][1] / values[k][0] for k in FOLD_RATIOS},
+        "exceptions": [e.to_dict() for e in folded.exceptions],
+    }
+
+
+def fold_table(folded: Folded, before: Estimate, after: Estimate) -> str:
+    d = fold_dict(folded, before, after)
+    rows = [
+        (label, x.total_flops / 1e9, x.total_bytes / 1e9, x.arithmetic_intensity, x.throughput_img_s,
+         100 * x.utilization, x.batch, x.network.params() / 1e6)
+        for label, x in (("before", before), (f"folded f={folded.factor}", after))
+    ]  # fmt: skip
+    r = d["ratios"]
+    rows.append(("after / before", r["flops"], r["bytes"], r["arithmetic_intensity"],
+                 r["throughput_img_s"], r["utilization"], None, None))  # fmt: skip
+    headers = ("", "GFLOP/batch", "GB/batch", "AI", "img/s", "util %", "samples", "params M")
+    lines = [
+        f"== {before.network.name} folded by {folded.factor} on {before.gpu.name}, {before.dtype}, "
+        f"{before.images} images per batch",
+        tabulate(rows, headers=headers, floatfmt=("", ".2f", ".3f", ".2f", ".2f", ".2f", "", ".2f")),
+        f"widths x{folded.width_scale:.3f} rounded to multiples of {folded.width_multiple}; "
+        f"input channels x{folded.factor}; the classifier emits {folded.factor} predictions per sample.",
+    ]
+    if folded.exceptions:
+        lines.append(f"The folding argument does not hold for {len(folded.exceptions)} layers:")
+        by_reason: dict[str, list] = {}
+        for e in folded.exceptions:
+            by_reason.setdefault(e.reason, []).append(e)
+        for reason, items in by_reason.items():
+            names = ", ".join(e.layer for e in items[:4]) + (", ..." if len(items) > 4 else "")
+            ratio = sum(e.flops_ratio for e in items) / len(items)
+            lines.append(f"  {len(items)} x {reason} (mean FLOPs ratio {ratio:.2f}): {names}")
+    return "\n".join(lines)
+
+
+def survey_table(s: Survey) -> str:
+    """Per model: batch, AI vs CMR, bound, throughput, utilization, frontier membership (and folding)."""
+    front = set(s.frontier())
+    rows = []
+    for i, e in enumerate(s.entries):
+        est = e.estimate
+        row = [e.name, est.batch, est.flops_per_image / 1e9, est.arithmetic_intensity, est.peak.cmr,
+               est.bound, est.throughput_img_s, 100 * est.utilization, "*" if i in front else ""]  # fmt: skip
+        if s.fold_factor:
+            f = e.folded
+            row += [f.throughput_img_s if f else None, 100 * f.utilization if f else None]
+        if e.top1 is not None or any(x.top1 is not None for x in s.entries):
+            row.append(e.top1)
+        rows.append(row)
+    headers = ["model", "batch", "GFLOPs/img", "AI", "CMR", "bound", "img/s", "util %", "frontier"]
+    if s.fold_factor:
+        headers += [f"folded f={s.fold_factor} img/s", "folded util %"]
+    if any(x.top1 is not None for x in s.entries):
+        headers.append("top-1 %")
+    first = s.entries[0].estimate
+    return "\n".join(
+        [
+            tabulate(rows, headers=headers, floatfmt=".1f", missingval="-"),
+            f"{len(s.entries)} models; {len(front)} on the throughput-utilization frontier (*). "
+            + context_line(first),
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Search spaces named by the studies (DESIGN.md, "Search spaces named by the studies")."""
