@@ -102,6 +102,18 @@ def _add_target(cmd: argparse.ArgumentParser, batch: int) -> None:
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_space_target(cmd: argparse.ArgumentParser, batch: int) -> None:
+    """Search-space sweeps: one batch for every network, the heuristic tiles."""
+    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
+    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    cmd.add_argument("--batch", type=_positive_int, default=batch, help=f"batch size (default {batch})")
+    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
+    cmd.add_argument(
+        "--latency-table", metavar="FILE", help="per-layer latencies: measured entries override the model"
+    )
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="roofline", description="Analytic GPU roofline model for CNNs.")
     parser.add_argument("--version", action="version", version=f"roofline {__version__}")
@@ -183,6 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     surv.add_argument(
         "--out", metavar="DIR", help="write survey.csv/json, figures (PNG+SVG) and summary.md here"
     )
+
+    nats_cmd = sub.add_parser(
+        "nats-sweep", help="all 32768 networks of the NATS-Bench size space, and frontiers"
+    )
+    _add_space_target(nats_cmd, DEFAULT_BATCH)
+    nats_cmd.add_argument(
+        "--top", type=_positive_int, default=5, help="networks listed per ranking (default 5)"
+    )
+    nats_cmd.add_argument("--frontiers", action="store_true", help="list every frontier member")
+    nats_cmd.add_argument("--out", metavar="FILE.csv", help="write one row per network")
 
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
@@ -373,6 +395,31 @@ def _survey(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+def _space_target(args: argparse.Namespace):
+    gpu = get_gpu(args.gpu)
+    gpu.peak(args.dtype)
+    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
+    table = latency_table.load(args.latency_table) if args.latency_table else None
+    return gpu, calibration, table
+
+
+def _nats_sweep(args: argparse.Namespace) -> None:
+    from .spaces import nats
+
+    gpu, calibration, table = _space_target(args)
+    if args.out:
+        files.check_parent(args.out)
+    result = nats.sweep(gpu, args.dtype, args.batch, calibration, table)
+    if args.out:
+        files.write_text(args.out, report.space_csv(result, nats.FRONTIER_KINDS))
+    if args.json:
+        _print_json(result.to_dict(top=args.top, frontiers=args.frontiers))
+        return
+    print(report.nats_report(result, args.top, args.frontiers))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
 def _gpus(args: argparse.Namespace) -> None:
     gpus = all_gpus()
     if args.json:
@@ -413,6 +460,7 @@ COMMANDS = {
     "batch-sweep": _batch_sweep,
     "fold": _fold,
     "survey": _survey,
+    "nats-sweep": _nats_sweep,
     "gpus": _gpus,
     "zoo": _zoo,
 }

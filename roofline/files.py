@@ -13,12 +13,18 @@ from typing import Any
 from .errors import RooflineError
 
 
-@contextmanager
-def replacing(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it only if the block succeeds."""
+def check_parent(path: str | Path) -> Path:
+    """Fail before any work if ``path``'s directory does not exist."""
     path = Path(path)
     if not path.parent.is_dir():
         raise RooflineError(f"directory {path.parent} does not exist; create it or write elsewhere")
+    return path
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it only if the block succeeds."""
+    path = check_parent(path)
     # os.replace is atomic only within one file system, hence the temp file beside the target.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(fd)

@@ -1,7 +1,12 @@
-"""Human-readable tables (tabulate) for estimates, GPUs and the zoo."""
+"""Human-readable tables (tabulate) for estimates, GPUs, the zoo, sweeps and surveys."""
 
 from __future__ import annotations
 
+import csv
+import io
+from typing import Any
+
+import numpy as np
 from tabulate import tabulate
 
 from .batch import BatchSweep
@@ -286,3 +291,49 @@ def survey_table(s: Survey) -> str:
             + context_line(first),
         ]
     )
+
+
+def nats_report(sweep: Any, top: int, frontiers: bool) -> str:
+    """Frontier sizes, then the fastest and the best-utilized networks of a NATS-Bench sweep."""
+    d = sweep.to_dict(top=top, frontiers=frontiers)
+    headers = ("channels", "MFLOPs/img", "params K", "AI", "latency us", "img/s", "util %")
+
+    def table(rows: list[dict]) -> str:
+        return tabulate(
+            [(r["channels"], r["flops_per_image"] / 1e6, r["params"] / 1e3, r["arithmetic_intensity"],
+              r["latency_s"] * 1e6, r["throughput_img_s"], 100 * r["utilization"]) for r in rows],
+            headers=headers, floatfmt=("", ".1f", ".1f", ".1f", ".1f", ".0f", ".1f"),
+        )  # fmt: skip
+
+    sizes = d["frontier_sizes"]
+    lines = [
+        f"== NATS-Bench size space: {d['networks']} networks on {sweep.gpu}, {d['dtype']}, "
+        f"batch {d['batch']}, {d['resolution']}x{d['resolution']} input",
+        *(f"{kind} frontier: {n} networks" for kind, n in sizes.items()),
+        "",
+        f"fastest {top}:",
+        table(d["best_throughput"]),
+        "",
+        f"highest utilization {top}:",
+        table(d["best_utilization"]),
+    ]
+    for kind, rows in d.get("frontiers", {}).items():
+        lines += ["", f"{kind} frontier:", table(rows)]
+    return "\n".join(lines)
+
+
+def space_csv(sweep: Any, kinds: tuple[str, ...]) -> str:
+    """One row per network of a search-space sweep, with frontier membership."""
+    member = {kind: np.zeros(sweep.networks, dtype=bool) for kind in kinds}
+    for kind in kinds:
+        member[kind][sweep.frontier(kind)] = True
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    flags = [f"on_{k.replace('-', '_')}_frontier" for k in kinds]
+    writer.writerow(["channels", "flops_per_image", "params", "bytes", "arithmetic_intensity", "latency_s",
+                     "throughput_img_s", "utilization", *flags])  # fmt: skip
+    for i, name in enumerate(sweep.names()):
+        writer.writerow([name, sweep.flops[i], int(sweep.params[i]), sweep.bytes[i],
+                         sweep.arithmetic_intensity[i], sweep.latency_s[i], sweep.throughput_img_s[i],
+                         sweep.utilization[i], *(int(member[k][i]) for k in kinds)])  # fmt: skip
+    return buf.getvalue()
