@@ -6,7 +6,10 @@
     roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE ...]
     roofline batch-sweep MODEL --gpu GPU --dtype DTYPE [--layers]
     roofline fold MODEL --factor F --gpu GPU --batch N [--out FILE.json]
-    roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV] [--out DIR]
+    roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV]
+                    [--out DIR]
+    roofline nats-sweep --gpu GPU --dtype DTYPE --batch N [--frontiers] [--out FILE.csv]
+    roofline gpunet --samples N --seed S --gpu GPU --batch N [--tiers K | --tier-edges-ms A,B] [--out FILE.csv]
     roofline gpus [--json]
     roofline zoo [--json]
 
@@ -61,6 +64,18 @@ def _positive_int(text: str) -> int:
 
 def _batch(text: str) -> int | str:
     return "max" if text == "max" else _positive_int(text)
+
+
+def _edges(text: str) -> list[float]:
+    try:
+        edges = [float(x) for x in text.split(",")]
+    except ValueError:
+        edges = []
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected increasing positive milliseconds like 0.5,0.8,1.25, got {text!r}"
+        )
+    return edges
 
 
 def _tile(text: str):
@@ -205,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nats_cmd.add_argument("--frontiers", action="store_true", help="list every frontier member")
     nats_cmd.add_argument("--out", metavar="FILE.csv", help="write one row per network")
+
+    gpunet_cmd = sub.add_parser(
+        "gpunet", help="Sobol samples of the GPUNet space, estimated and put in tiers"
+    )
+    _add_space_target(gpunet_cmd, 1)
+    gpunet_cmd.add_argument("--samples", type=_positive_int, default=10_000, help="how many (default 10000)")
+    gpunet_cmd.add_argument("--seed", type=int, default=0, help="Sobol scramble seed (default 0)")
+    tiers = gpunet_cmd.add_mutually_exclusive_group()
+    tiers.add_argument("--tiers", type=_positive_int, default=5, help="equal-count latency tiers (default 5)")
+    tiers.add_argument("--tier-edges-ms", type=_edges, metavar="A,B,...", help="fixed tier edges in ms")
+    gpunet_cmd.add_argument(
+        "--out", metavar="FILE.csv", help="write one row per sample (41 ints + estimates)"
+    )
 
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
@@ -420,6 +448,30 @@ def _nats_sweep(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def _gpunet(args: argparse.Namespace) -> None:
+    from .spaces import gpunet
+
+    gpu, calibration, table = _space_target(args)
+    if args.out:
+        files.check_parent(args.out)
+    samples = gpunet.sobol_sample(args.samples, args.seed)
+    result = gpunet.estimate(samples, gpu, args.dtype, args.batch, calibration, table)
+    if args.tier_edges_ms:
+        tiers = gpunet.latency_tiers(result.latency_s, edges_ms=args.tier_edges_ms)
+        count = len(args.tier_edges_ms) + 1
+    else:
+        tiers, count = gpunet.latency_tiers(result.latency_s, n_tiers=args.tiers), args.tiers
+    summary = gpunet.tier_summary(result.latency_s, result.flops_per_image, tiers, count)
+    if args.out:
+        files.write_text(args.out, report.gpunet_csv(samples, result, tiers))
+    if args.json:
+        _print_json(report.gpunet_dict(samples, result, summary, args.seed))
+        return
+    print(report.gpunet_report(samples, result, summary))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
 def _gpus(args: argparse.Namespace) -> None:
     gpus = all_gpus()
     if args.json:
@@ -461,6 +513,7 @@ COMMANDS = {
     "fold": _fold,
     "survey": _survey,
     "nats-sweep": _nats_sweep,
+    "gpunet": _gpunet,
     "gpus": _gpus,
     "zoo": _zoo,
 }

@@ -337,3 +337,62 @@ def space_csv(sweep: Any, kinds: tuple[str, ...]) -> str:
                          sweep.arithmetic_intensity[i], sweep.latency_s[i], sweep.throughput_img_s[i],
                          sweep.utilization[i], *(int(member[k][i]) for k in kinds)])  # fmt: skip
     return buf.getvalue()
+
+
+def gpunet_dict(samples: np.ndarray, est: Any, tiers: tuple, seed: int) -> dict:
+    """``roofline gpunet --json``: the setting, then each tier with its most-FLOPs sample's encoding."""
+    return {
+        "space": "gpunet",
+        "gpu": est.gpu.key,
+        "dtype": est.dtype,
+        "batch": est.batch,
+        "samples": len(est),
+        "seed": seed,
+        "distinct_blocks": est.distinct_blocks,
+        "measured_kernels": int(est.measured_kernels.sum()),
+        "peak": est.peak.to_dict(),
+        "tiers": [
+            {
+                "tier": t.tier, "count": t.count, "min_latency_s": t.min_latency_s,
+                "max_latency_s": t.max_latency_s, "best_flops_per_image": t.max_flops_per_image,
+                "best_encoding": samples[t.best_index].tolist() if t.best_index >= 0 else None,
+                "best_utilization": float(est.utilization[t.best_index]) if t.best_index >= 0 else None,
+            }
+            for t in tiers
+        ],
+    }  # fmt: skip
+
+
+def gpunet_report(samples: np.ndarray, est: Any, tiers: tuple) -> str:
+    rows = [
+        (t.tier, t.count, t.min_latency_s * 1e3, t.max_latency_s * 1e3, t.max_flops_per_image / 1e9,
+         100 * est.utilization[t.best_index] if t.best_index >= 0 else None,
+         " ".join(map(str, samples[t.best_index])) if t.best_index >= 0 else "")
+        for t in tiers
+    ]  # fmt: skip
+    headers = ("tier", "samples", "min ms", "max ms", "best GFLOPs", "its util %", "its 41-int encoding")
+    fmt = ("", "", ".3f", ".3f", ".2f", ".1f", "")
+    return "\n".join(
+        [
+            f"== GPUNet space: {len(est)} Sobol samples on {est.gpu.name}, {est.dtype}, batch {est.batch} "
+            f"({est.distinct_blocks} distinct blocks evaluated)",
+            tabulate(rows, headers=headers, floatfmt=fmt, missingval="-"),
+            "Best = most FLOPs within the tier's latency range. Encoding: resolution, stage-0 filters, "
+            "stage-1 kernel/act/layers, then filters/kernel/E/SE/act/layers for stages 2-7 "
+            "(act 0 = ReLU, 1 = Swish).",
+        ]
+    )
+
+
+def gpunet_csv(samples: np.ndarray, est: Any, tiers: np.ndarray) -> str:
+    """One row per sample: its 41 integers, then the estimates and its tier."""
+    from .spaces.gpunet import POSITION_NAMES
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    estimates = ["latency_s", "throughput_img_s", "flops_per_image", "params", "utilization", "tier"]
+    writer.writerow([*POSITION_NAMES, *estimates])
+    for i in range(len(est)):
+        writer.writerow([*samples[i].tolist(), est.latency_s[i], est.throughput_img_s[i], est.flops_per_image[i],
+                         int(est.params[i]), est.utilization[i], int(tiers[i])])  # fmt: skip
+    return buf.getvalue()
