@@ -9,7 +9,8 @@
     roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV]
                     [--out DIR]
     roofline nats-sweep --gpu GPU --dtype DTYPE --batch N [--frontiers] [--out FILE.csv]
-    roofline gpunet --samples N --seed S --gpu GPU --batch N [--tiers K | --tier-edges-ms A,B] [--out FILE.csv]
+    roofline gpunet --samples N --seed S --gpu GPU --batch N [--tiers K | --tier-edges-ms A,B]
+                    [--out FILE.csv]
     roofline gpus [--json]
     roofline zoo [--json]
 

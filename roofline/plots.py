@@ -103,7 +103,7 @@ def roofline_chart(survey: Survey, path: str | Path) -> None:
         colors = ["C0" if e.bound == "compute" else "C3" for e in est]
         ax.scatter([e.arithmetic_intensity for e in est], [e.achieved_flops_s / 1e12 for e in est],
                    c=colors, s=16, zorder=3, label="models (blue: AI > CMR, red: below)")  # fmt: skip
-        # Forty labels on one diagonal are unreadable: name the frontier and the extremes (survey.csv has all).
+        # Forty labels on one diagonal are unreadable: name the frontier and the extremes.
         named = set(survey.frontier()) | {int(np.argmin(ais[: len(est)])), int(np.argmax(ais[: len(est)]))}
         for i in sorted(named):
             _label(ax, est[i].arithmetic_intensity, est[i].achieved_flops_s / 1e12, est[i].network.name)

@@ -393,6 +393,6 @@ def gpunet_csv(samples: np.ndarray, est: Any, tiers: np.ndarray) -> str:
     estimates = ["latency_s", "throughput_img_s", "flops_per_image", "params", "utilization", "tier"]
     writer.writerow([*POSITION_NAMES, *estimates])
     for i in range(len(est)):
-        writer.writerow([*samples[i].tolist(), est.latency_s[i], est.throughput_img_s[i], est.flops_per_image[i],
-                         int(est.params[i]), est.utilization[i], int(tiers[i])])  # fmt: skip
+        figures = [est.latency_s[i], est.throughput_img_s[i], est.flops_per_image[i], int(est.params[i])]
+        writer.writerow([*samples[i].tolist(), *figures, est.utilization[i], int(tiers[i])])
     return buf.getvalue()
