@@ -236,8 +236,8 @@ def markdown(s: Survey, figures: Sequence[str] = ()) -> str:
         broken = [e.name for e in folded if not e.fold_holds]
         lines.append(
             f"- Folding f={s.fold_factor} applied to the {len(folded)} memory-bound models. "
-            f"Where the folding argument holds ({len(gains)} models, FLOPs within {FOLD_FLOPS_TOLERANCE:.0%}), throughput x"
-            f"{min(gains, default=math.nan):.2f} to x{max(gains, default=math.nan):.2f} "
+            f"Where the folding argument holds ({len(gains)} models, FLOPs within "
+            f"{FOLD_FLOPS_TOLERANCE:.0%}), throughput x{min(gains, default=math.nan):.2f} to x{max(gains, default=math.nan):.2f} "
             f"(median x{np.median(gains) if gains else math.nan:.2f}). Folded frontier "
             f"({len(s.frontier(folded=True))}): "
             + ", ".join(s.entries[i].best.network.name for i in s.frontier(folded=True))
