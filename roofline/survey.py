@@ -237,7 +237,8 @@ def markdown(s: Survey, figures: Sequence[str] = ()) -> str:
         lines.append(
             f"- Folding f={s.fold_factor} applied to the {len(folded)} memory-bound models. "
             f"Where the folding argument holds ({len(gains)} models, FLOPs within "
-            f"{FOLD_FLOPS_TOLERANCE:.0%}), throughput x{min(gains, default=math.nan):.2f} to x{max(gains, default=math.nan):.2f} "
+            f"{FOLD_FLOPS_TOLERANCE:.0%}), throughput x{min(gains, default=math.nan):.2f} "
+            f"to x{max(gains, default=math.nan):.2f} "
             f"(median x{np.median(gains) if gains else math.nan:.2f}). Folded frontier "
             f"({len(s.frontier(folded=True))}): "
             + ", ".join(s.entries[i].best.network.name for i in s.frontier(folded=True))
