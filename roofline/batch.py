@@ -129,9 +129,10 @@ def resolve_batch(batch: int | str, fused: FusedNetwork, gpu: GPU, dtype: str) -
 
 def cmr_crossing_batch(flops: float, activation_bytes: float, weight_bytes: float, cmr: float) -> int | None:
     """Smallest batch N with N F / (N A + W) >= CMR, or None if AI never reaches it (module doc)."""
-    if flops <= cmr * activation_bytes:
+    surplus = flops - cmr * activation_bytes
+    if surplus < 0 or (surplus == 0 and weight_bytes > 0):
         return None
-    return max(1, math.ceil(cmr * weight_bytes / (flops - cmr * activation_bytes)))
+    return 1 if surplus == 0 else max(1, math.ceil(cmr * weight_bytes / surplus))
 
 
 def sweep_batches(max_batch: int) -> list[int]:

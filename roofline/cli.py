@@ -32,7 +32,7 @@ from tqdm import tqdm
 from . import __version__, files, latency_table, plots, report, zoo
 from .batch import batch_sweep, resolve_batch
 from .errors import RooflineError
-from .fold import fold, fold_batch
+from .fold import fold, fold_batch, largest_foldable
 from .gpus import all_gpus, get_gpu, load_calibration
 from .ir import DTYPE_BYTES, Network
 from .predict import PEAK_KINDS, FusedNetwork, evaluate
@@ -64,7 +64,12 @@ def _positive_int(text: str) -> int:
 
 
 def _batch(text: str) -> int | str:
-    return "max" if text == "max" else _positive_int(text)
+    if text == "max":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or max, the largest batch that fits)") from None
 
 
 def _edges(text: str) -> list[float]:
@@ -388,7 +393,7 @@ def _fold(args: argparse.Namespace) -> None:
     fused = FusedNetwork.of(network)
     batch = resolve_batch(args.batch, fused, gpu, args.dtype)
     if args.batch == "max":
-        batch = max(args.factor, batch - batch % args.factor)
+        batch = largest_foldable(batch, args.factor)
     folded = fold(network, args.factor)
     kw = {"calibration": calibration, "tile": args.tile, "blocks_per_sm": args.blocks_per_sm}
     before = evaluate(fused, gpu, args.dtype, batch, **kw)

@@ -116,6 +116,16 @@ def fold(network: Network, factor: int, multiple: int = WIDTH_MULTIPLE) -> Folde
     return Folded(folded, factor, scale, multiple, tuple(exceptions))
 
 
+def largest_foldable(batch: int, factor: int) -> int:
+    """The largest multiple of ``factor`` not above ``batch`` (``--batch max`` when folding)."""
+    if batch < factor:
+        raise RooflineError(
+            f"the largest batch that fits is {batch}, below the fold factor {factor}; "
+            "use a smaller --fold/--factor or a GPU with more memory"
+        )
+    return batch - batch % factor
+
+
 def fold_batch(batch: int, factor: int) -> int:
     """Samples per batch once folded: N / f, which must be whole."""
     if batch % factor:

@@ -24,7 +24,7 @@ import numpy as np
 from . import files
 from .batch import resolve_batch
 from .errors import RooflineError
-from .fold import fold, fold_batch
+from .fold import fold, fold_batch, largest_foldable
 from .gpus import GPU
 from .ir import Network
 from .pareto import pareto_front
@@ -198,11 +198,12 @@ def survey(
             progress(network)
         fused = FusedNetwork.of(network)
         n = resolve_batch(batch, fused, gpu, dtype)
-        if fold_factor and batch == "max":
-            n = max(fold_factor, n - n % fold_factor)
         estimate = evaluate(fused, gpu, dtype, n, calibration=calibration)
         folded = None
         if fold_factor and estimate.arithmetic_intensity < estimate.peak.cmr:
+            if batch == "max":  # compare both at one image count that folds evenly and fits
+                n = largest_foldable(n, fold_factor)
+                estimate = evaluate(fused, gpu, dtype, n, calibration=calibration)
             samples = fold_batch(n, fold_factor)
             folded = evaluate(
                 fold(network, fold_factor).network, gpu, dtype, samples, calibration=calibration

@@ -1,0 +1,219 @@
+"""The utilization survey (issue 4): who folds, the frontiers, the CSV/JSON/markdown and the figures."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from roofline import FusedNetwork, RooflineError, get_gpu, zoo
+from roofline.batch import memory_fit
+from roofline.builder import NetBuilder
+from roofline.survey import CSV_COLUMNS, check_out_dir, load_accuracies, markdown, survey, write_outputs
+
+pytestmark = pytest.mark.analytic
+
+V100 = get_gpu("v100")
+MODELS = ["resnet18", "resnet50", "efficientnet_b0", "mobilenetv2_100", "vgg16", "regnetx_002"]
+TOP1 = {"resnet18": 69.76, "resnet50": 80.4, "efficientnet_b0": 77.7, "mobilenetv2_100": 72.97, "vgg16": 71.6}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _non_dominated(points):
+    """Brute force: indices no other point beats in one coordinate while matching it in the other."""
+    return [
+        i
+        for i, p in enumerate(points)
+        if not any(all(q[k] >= p[k] for k in range(2)) and q != p for q in points)
+    ]
+
+
+@pytest.fixture(scope="module")
+def result():
+    return survey([zoo.load(m) for m in MODELS], V100, "fp16", 256, fold_factor=4)
+
+
+@pytest.fixture(scope="module")
+def with_top1():
+    return survey([zoo.load(m) for m in MODELS], V100, "fp16", 256, fold_factor=4, accuracies=TOP1)
+
+
+def test_folds_exactly_the_memory_bound_models(result):
+    assert [e.name for e in result.entries] == MODELS
+    folded = set()
+    for e in result.entries:
+        est = e.estimate
+        assert est.batch == 256
+        assert (e.folded is not None) == (est.arithmetic_intensity < est.peak.cmr)
+        if e.folded is not None:
+            folded.add(e.name)
+            assert (e.folded.batch, e.folded.images) == (64, 256)
+            assert e.folded.network.images_per_sample == 4
+            assert e.folded_flops_ratio == pytest.approx(e.folded.flops_per_image / est.flops_per_image)
+            faster = e.folded.throughput_img_s > est.throughput_img_s
+            assert e.best is (e.folded if faster else est)
+        else:
+            assert e.best is est and e.folded_flops_ratio is None and not e.fold_holds
+    assert {"efficientnet_b0", "mobilenetv2_100", "regnetx_002"} <= folded
+    assert "vgg16" not in folded
+
+
+def test_frontiers_are_the_non_dominated_points(result):
+    points = [(e.estimate.throughput_img_s, e.estimate.utilization) for e in result.entries]
+    assert result.frontier() == _non_dominated(points)
+    best = [(e.best.throughput_img_s, e.best.utilization) for e in result.entries]
+    assert result.frontier(folded=True) == _non_dominated(best)
+    assert result.frontier()  # never empty for a non-empty survey
+
+
+def test_without_folding_nothing_folds():
+    s = survey([zoo.load(m) for m in MODELS[:3]], V100, "fp16", 64)
+    assert all(e.folded is None for e in s.entries)
+    assert s.frontier(folded=True) == s.frontier()
+    assert "folded_frontier" not in s.to_dict()
+
+
+def test_to_dict(result):
+    d = result.to_dict()
+    assert {"gpu", "gpu_name", "dtype", "batch", "fold_factor", "peak", "models", "frontier"} <= set(d)
+    assert (d["gpu"], d["dtype"], d["batch"], d["fold_factor"]) == ("v100-sxm2", "fp16", 256, 4)
+    assert [m["model"] for m in d["models"]] == MODELS
+    assert all(tuple(m) == CSV_COLUMNS for m in d["models"])
+    assert d["frontier"] == [MODELS[i] for i in result.frontier()]
+    assert d["folded_frontier"] == [result.entries[i].best.network.name for i in result.frontier(folded=True)]
+    assert "accuracy_frontiers" not in d
+    assert json.loads(json.dumps(d)) == d
+
+
+def test_csv_parses_to_the_same_rows(result):
+    reader = csv.DictReader(io.StringIO(result.csv_text()))
+    assert tuple(reader.fieldnames) == CSV_COLUMNS
+    parsed = list(reader)
+    rows = result.rows()
+    assert len(parsed) == len(rows) == len(MODELS)
+    for got, row in zip(parsed, rows, strict=True):
+        assert got == {k: "" if v is None else str(v) for k, v in row.items()}
+        assert float(got["throughput_img_s"]) == row["throughput_img_s"]  # repr round-trips floats
+        assert got["on_frontier"] in ("True", "False")
+
+
+def test_markdown(result):
+    text = markdown(result)
+    assert V100.name in text and "fp16" in text
+    frontier_line = next(line for line in text.splitlines() if line.startswith("- Throughput-utilization"))
+    for i in result.frontier():
+        assert result.entries[i].name in frontier_line
+    for m in MODELS:
+        assert f"| {m} |" in text
+    assert "Folding f=4" in text
+
+
+def test_accuracy_frontiers(with_top1):
+    known = [i for i, e in enumerate(with_top1.entries) if e.top1 is not None]
+    assert [with_top1.entries[i].name for i in known] == [m for m in MODELS if m in TOP1]
+    fronts = with_top1.accuracy_frontiers()
+    for key, metric in (("throughput", "throughput_img_s"), ("utilization", "utilization")):
+        points = [(getattr(with_top1.entries[i].estimate, metric), with_top1.entries[i].top1) for i in known]
+        assert fronts[key] == [known[j] for j in _non_dominated(points)]
+    d = with_top1.to_dict()
+    assert d["accuracy_frontiers"] == {k: [MODELS[i] for i in v] for k, v in fronts.items()}
+    assert [m["top1"] for m in d["models"]] == [TOP1.get(m) for m in MODELS]
+    assert "Accuracy-throughput frontier" in markdown(with_top1)
+
+
+def test_load_accuracies(tmp_path):
+    path = tmp_path / "top1.csv"
+    path.write_text("model,top1,source\nresnet50,80.4,timm\nvgg16,71.6,\n")
+    assert load_accuracies(path) == {"resnet50": 80.4, "vgg16": 71.6}
+    assert load_accuracies(str(path)) == {"resnet50": 80.4, "vgg16": 71.6}
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (None, "cannot read accuracy file"),
+        ("name,acc\nresnet50,80\n", "needs a header with columns model,top1"),
+        ("", "needs a header"),
+        ("model,top1\nresnet50,eighty\n", ":2: top1 'eighty' is not a number"),
+        ("model,top1\nresnet50,80\nvgg16,120\n", ":3: need a model name and a top1 in percent"),
+        ("model,top1\nresnet50,-1\n", "in percent"),
+        ("model,top1\nresnet50,nan\n", "in percent"),
+        ("model,top1\n,80\n", "need a model name"),
+        ("model,top1\nresnet50\n", "is not a number"),
+    ],
+)
+def test_load_accuracies_errors(tmp_path, text, fragment):
+    path = tmp_path / "top1.csv"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(RooflineError) as exc:
+        load_accuracies(path)
+    assert str(path) in str(exc.value) and fragment in str(exc.value)
+
+
+def test_write_outputs(tmp_path, with_top1):
+    out = tmp_path / "new" / "dir"
+    written = write_outputs(with_top1, out)
+    names = {p.name for p in written}
+    expected = {
+        f"{stem}{suffix}" for stem in ("roofline", "pareto", "accuracy") for suffix in (".png", ".svg")
+    }
+    assert names == expected | {"survey.csv", "survey.json", "summary.md"}
+    assert {p.name for p in out.iterdir()} == names  # nothing else, no temporary files
+    for p in written:
+        assert p.parent == out and p.stat().st_size > 0
+        if p.suffix == ".png":
+            assert p.read_bytes()[:8] == PNG
+        if p.suffix == ".svg":
+            assert "<svg" in p.read_text()
+    assert json.loads((out / "survey.json").read_text()) == json.loads(json.dumps(with_top1.to_dict()))
+    assert (out / "survey.csv").read_text() == with_top1.csv_text()
+    summary = (out / "summary.md").read_text()
+    assert "![pareto](pareto.png)" in summary and "![accuracy](accuracy.png)" in summary
+
+
+def test_write_outputs_without_accuracies_draws_no_accuracy_figure(tmp_path):
+    s = survey([zoo.load(m) for m in MODELS[:3]], V100, "fp16", 64)
+    names = {p.name for p in write_outputs(s, tmp_path)}
+    assert {"roofline.png", "pareto.svg", "survey.csv"} <= names
+    assert not any(n.startswith("accuracy") for n in names)
+
+
+def test_out_dir_must_not_be_a_file(tmp_path, result):
+    existing = tmp_path / "a_file"
+    existing.write_text("keep me")
+    assert check_out_dir(tmp_path) == tmp_path
+    assert check_out_dir(tmp_path / "not_yet") == tmp_path / "not_yet"
+    with pytest.raises(RooflineError, match="exists and is not a directory"):
+        check_out_dir(existing)
+    with pytest.raises(RooflineError, match="exists and is not a directory"):
+        write_outputs(result, existing)
+    assert existing.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_batch_max_with_folding_uses_a_multiple_of_the_factor():
+    s = survey([zoo.load("efficientnet_b0"), zoo.load("resnet50")], V100, "fp16", "max", fold_factor=4)
+    assert s.to_dict()["batch"] == "max"
+    assert [e.folded is not None for e in s.entries] == [True, False]  # resnet50 is above the CMR
+    for e in s.entries:
+        fit = memory_fit(e.estimate.fused, V100, "fp16")
+        if e.folded is not None:  # both sides at one image count that folds evenly
+            assert e.estimate.batch % 4 == 0 and fit.max_batch - 4 < e.estimate.batch <= fit.max_batch
+            assert e.folded.images == e.estimate.batch
+        else:
+            assert e.estimate.batch == fit.max_batch
+
+
+def test_batch_max_with_folding_never_exceeds_memory():
+    b = NetBuilder("big", (1, 3, 2048, 2048))
+    x = b.conv(b.conv(b.input, 64, 3), 8, 3)
+    b.linear(b.global_pool(x), 10)
+    net, nano = b.network(), get_gpu("jetson-nano")
+    fit = memory_fit(FusedNetwork.of(net), nano, "fp16")
+    assert fit.max_batch == 3
+    try:
+        s = survey([net], nano, "fp16", "max", fold_factor=4)
+    except RooflineError:
+        return
+    assert fit.bytes_at(s.entries[0].estimate.batch) <= nano.memory_bytes
