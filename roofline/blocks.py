@@ -24,7 +24,7 @@ import numpy as np
 
 from .gpus import GPU, achievable_roof
 from .ir import DTYPE_BYTES, Network
-from .latency_table import LatencyTable, kernel_key
+from .latency_table import LatencyTable, check_comparable, kernel_key
 from .predict import FusedNetwork, kernel_times
 from .waves import Grid
 
@@ -54,6 +54,8 @@ def block_costs(
     With ``table``, a kernel with a measured entry takes the measured latency,
     as in ``latency_table.network_latency``.
     """
+    if table is not None:
+        check_comparable(table, gpu.key, dtype)
     fused = [FusedNetwork.of(b) for b in blocks]
     counts = np.array([len(f.kernels) for f in fused])
     flops = np.concatenate([f.flops for f in fused]) * batch

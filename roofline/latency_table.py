@@ -211,12 +211,17 @@ class TableEstimate:
         }
 
 
-def network_latency(estimate: Estimate, table: LatencyTable) -> TableEstimate:
-    """Sum per-kernel latencies of ``estimate``'s kernels, measured entries overriding the model."""
-    for name, ours, theirs in (("gpu", table.gpu, estimate.gpu.key), ("dtype", table.dtype, estimate.dtype)):
+def check_comparable(table: LatencyTable, gpu_key: str, dtype: str) -> None:
+    """A table's latencies hold for one GPU and dtype only."""
+    for name, ours, theirs in (("gpu", table.gpu, gpu_key), ("dtype", table.dtype, dtype)):
         if ours != theirs:
             why = f"it is for {name} {ours!r}, the estimate for {theirs!r}"
             raise RooflineError(f"latency table not comparable: {why}; use a table built for {theirs!r}")
+
+
+def network_latency(estimate: Estimate, table: LatencyTable) -> TableEstimate:
+    """Sum per-kernel latencies of ``estimate``'s kernels, measured entries overriding the model."""
+    check_comparable(table, estimate.gpu.key, estimate.dtype)
     # Predicted entries are ignored: the live model, which may have improved since the table was written,
     # predicts the same kernel at least as well.
     found = [table.entries.get(kernel_key(k, estimate.batch)) for k in estimate.fused.kernels]

@@ -199,6 +199,16 @@ class Estimate:
         return out
 
 
+def check_setting(dtype: str, batch: int, peak: str = "datasheet") -> None:
+    """One-line errors for a bad dtype, batch or peak kind, shared by every evaluator."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
+    if peak not in PEAK_KINDS:
+        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
+    if dtype not in DTYPE_BYTES:
+        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+
+
 def evaluate(
     network: Network | FusedNetwork,
     gpu: GPU,
@@ -216,12 +226,7 @@ def evaluate(
     ``tile`` and ``blocks_per_sm`` fix the GEMM kernels' block mapping instead
     of the heuristic in ``roofline.waves``; they need ``waves``.
     """
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
-    if peak not in PEAK_KINDS:
-        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
-    if dtype not in DTYPE_BYTES:
-        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+    check_setting(dtype, batch, peak)
     fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
     model_roof = achievable_roof(gpu, dtype, calibration)
     reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)

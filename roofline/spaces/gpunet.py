@@ -104,8 +104,9 @@ from ..blocks import block_costs
 from ..builder import NetBuilder
 from ..errors import RooflineError
 from ..gpus import GPU, Roof, achievable_roof, get_gpu
-from ..ir import DTYPE_BYTES, Network
+from ..ir import Network
 from ..latency_table import LatencyTable
+from ..predict import check_setting
 
 SOURCE = (
     'GPUNet search space (Wang et al., "Searching the Deployable Convolution Neural Networks for GPUs", '
@@ -479,18 +480,8 @@ def estimate(
     """
     if isinstance(gpu, str):
         gpu = get_gpu(gpu)
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
+    check_setting(dtype, batch, peak)
     batch = int(batch)
-    if dtype not in DTYPE_BYTES:
-        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
-    if peak not in ("datasheet", "achievable"):
-        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
-    if table is not None and (table.gpu, table.dtype) != (gpu.key, dtype):
-        raise RooflineError(
-            f"latency table not comparable: it is for {table.gpu} {table.dtype}, the estimate for "
-            f"{gpu.key} {dtype}; use a table built for them"
-        )
     arr = check_samples(samples)
     n = len(arr)
     if n == 0:

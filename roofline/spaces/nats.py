@@ -59,10 +59,10 @@ from ..blocks import block_costs
 from ..builder import NetBuilder
 from ..errors import RooflineError
 from ..gpus import GPU, Roof, achievable_roof, get_gpu
-from ..ir import DTYPE_BYTES, Network
+from ..ir import Network
 from ..latency_table import LatencyTable
 from ..pareto import pareto_front
-from ..predict import PEAK_KINDS
+from ..predict import check_setting
 
 #: The channel counts each position may take (NATS-Bench, Section 3: {8, 16, ..., 64}).
 CHANNEL_CHOICES = (8, 16, 24, 32, 40, 48, 56, 64)
@@ -418,20 +418,10 @@ def sweep(
     ``evaluate``).
     """
     gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
-    if dtype not in DTYPE_BYTES:
-        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
-    if peak not in PEAK_KINDS:
-        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
+    check_setting(dtype, batch, peak)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise RooflineError(f"num_classes must be a positive integer, got {num_classes!r}")
     _check_resolution(resolution)
-    if table is not None and (table.gpu, table.dtype) != (gpu.key, dtype):
-        raise RooflineError(
-            f"latency table not comparable: it is for {table.gpu} {table.dtype}, the sweep for "
-            f"{gpu.key} {dtype}; use a table built for {gpu.key} {dtype}"
-        )
     model_roof = achievable_roof(gpu, dtype, calibration)
     reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
     blocks, tables = _blocks(num_classes, resolution)
