@@ -42,7 +42,7 @@ WIDTH_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
-class Exception_:
+class Deviation:
     """A FLOP-carrying layer where the folding argument does not hold."""
 
     layer: str
@@ -59,7 +59,7 @@ class Folded:
     factor: int
     width_scale: float
     width_multiple: int
-    exceptions: tuple[Exception_, ...]
+    exceptions: tuple[Deviation, ...]
 
 
 def _why(before: Layer, reads_input: bool, writes_output: bool) -> str:
@@ -111,7 +111,7 @@ def fold(network: Network, factor: int, multiple: int = WIDTH_MULTIPLE) -> Folde
         if dense and in_name not in before.inputs and out_name != before.output and abs(ratio - 1) < 0.35:
             continue
         exceptions.append(
-            Exception_(before.name, _why(before, in_name in before.inputs, out_name == before.output), ratio)
+            Deviation(before.name, _why(before, in_name in before.inputs, out_name == before.output), ratio)
         )
     return Folded(folded, factor, scale, multiple, tuple(exceptions))
 
