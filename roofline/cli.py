@@ -365,7 +365,8 @@ def _analyze(args: argparse.Namespace) -> None:
         )
     if args.summary:
         print(report.summary_rows(estimates))
-        print(report.context_line(estimates[0]))
+        per_model = "batch per model (the largest that fits)" if args.batch == "max" else None
+        print(report.context_line(estimates[0], per_model))
         unsupported = {
             e.network.name: e.network.unsupported_ops for e in estimates if e.network.unsupported_ops
         }

@@ -70,12 +70,12 @@ def summary_rows(estimates: list[Estimate]) -> str:
     )
 
 
-def context_line(estimate: Estimate) -> str:
+def context_line(estimate: Estimate, batch: str | None = None) -> str:
     """Which GPU, dtype, batch, roofs and wave model every figure refers to."""
     peak, roof = estimate.peak, estimate.model_roof
     waves = "with" if estimate.waves is not None else "without"
     return (
-        f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, batch {estimate.batch}, "
+        f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, {batch or f'batch {estimate.batch}'}, "
         f"{waves} the wave model. "
         f"Utilization and CMR use the {peak.kind} peak: {peak.flops_s / 1e12:.1f} TFLOP/s, "
         f"{peak.dram_bytes_s / 1e9:.0f} GB/s. Kernels are timed on the achievable roof: "
@@ -288,7 +288,7 @@ def survey_table(s: Survey) -> str:
         [
             tabulate(rows, headers=headers, floatfmt=".1f", missingval="-"),
             f"{len(s.entries)} models; {len(front)} on the throughput-utilization frontier (*). "
-            + context_line(first),
+            + context_line(first, "batch per model (the largest that fits)" if s.batch == "max" else None),
         ]
     )
 
