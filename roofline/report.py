@@ -74,8 +74,9 @@ def context_line(estimate: Estimate, batch: str | None = None) -> str:
     """Which GPU, dtype, batch, roofs and wave model every figure refers to."""
     peak, roof = estimate.peak, estimate.model_roof
     waves = "with" if estimate.waves is not None else "without"
+    batch = batch or f"batch {estimate.batch}"
     return (
-        f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, {batch or f'batch {estimate.batch}'}, "
+        f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, {batch}, "
         f"{waves} the wave model. "
         f"Utilization and CMR use the {peak.kind} peak: {peak.flops_s / 1e12:.1f} TFLOP/s, "
         f"{peak.dram_bytes_s / 1e9:.0f} GB/s. Kernels are timed on the achievable roof: "
