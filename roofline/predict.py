@@ -209,6 +209,11 @@ def check_setting(dtype: str, batch: int, peak: str = "datasheet") -> None:
         raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
 
 
+def peak_roof(gpu: GPU, dtype: str, peak: str, model_roof: Roof) -> Roof:
+    """The roof utilization and CMR refer to: the datasheet, or the achievable roof that times kernels."""
+    return model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
+
+
 def evaluate(
     network: Network | FusedNetwork,
     gpu: GPU,
@@ -229,7 +234,7 @@ def evaluate(
     check_setting(dtype, batch, peak)
     fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
     model_roof = achievable_roof(gpu, dtype, calibration)
-    reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
+    reference = peak_roof(gpu, dtype, peak, model_roof)
     flops = fused.flops * batch
     nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
     compute_s, time_s, stats = kernel_times(

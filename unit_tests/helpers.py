@@ -27,6 +27,22 @@ def ew(name, fn, srcs, shapes, out_shape=None):
                           output_shape=out_shape or shapes[0], fn=fn)  # fmt: skip
 
 
+def cli_error(capsys, argv) -> str:
+    """Run the CLI on bad input, check the contract (exit 2, one line, no traceback), return stderr."""
+    from roofline.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors exit from inside parse_args
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err.startswith("roofline: error: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+    return err
+
+
 def network(layers, inputs, outputs=None):
     return ir.Network(name="test", inputs=tuple(inputs), outputs=tuple(outputs or (layers[-1].output,)),
                       layers=tuple(layers))  # fmt: skip

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from roofline.cli import main
+from unit_tests.helpers import cli_error
 
 pytestmark = pytest.mark.analytic
 
@@ -74,15 +75,7 @@ def test_gpus_and_zoo_listings(capsys):
 def test_bad_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, argv, fragment):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "broken.onnx").write_bytes(b"\x00not a protobuf\xff" * 10)
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse errors exit from inside parse_args
-        code = exc.code
-    out, err = capsys.readouterr()
-    assert code == 2
-    assert out == ""
-    assert err.startswith("roofline: error: ") and err.count("\n") == 1
-    assert fragment in err
+    assert fragment in cli_error(capsys, argv)
 
 
 def test_corrupt_ir_file(capsys, tmp_path):

@@ -106,7 +106,7 @@ from ..errors import RooflineError
 from ..gpus import GPU, Roof, achievable_roof, get_gpu
 from ..ir import Network
 from ..latency_table import LatencyTable
-from ..predict import check_setting
+from ..predict import check_setting, peak_roof
 
 SOURCE = (
     'GPUNet search space (Wang et al., "Searching the Deployable Convolution Neural Networks for GPUs", '
@@ -500,8 +500,7 @@ def estimate(
         return np.bincount(sample, weights=per_block[inverse] * counts, minlength=n)
 
     latency_s, flops = total(costs.time_s), total(costs.flops)
-    achievable = peak == "achievable"
-    reference = achievable_roof(gpu, dtype, calibration) if achievable else gpu.datasheet_roof(dtype)
+    reference = peak_roof(gpu, dtype, peak, achievable_roof(gpu, dtype, calibration))
     return SampleEstimates(
         gpu=gpu,
         dtype=dtype,

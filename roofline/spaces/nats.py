@@ -62,7 +62,7 @@ from ..gpus import GPU, Roof, achievable_roof, get_gpu
 from ..ir import Network
 from ..latency_table import LatencyTable
 from ..pareto import pareto_front
-from ..predict import check_setting
+from ..predict import check_setting, peak_roof
 
 #: The channel counts each position may take (NATS-Bench, Section 3: {8, 16, ..., 64}).
 CHANNEL_CHOICES = (8, 16, 24, 32, 40, 48, 56, 64)
@@ -423,7 +423,7 @@ def sweep(
         raise RooflineError(f"num_classes must be a positive integer, got {num_classes!r}")
     _check_resolution(resolution)
     model_roof = achievable_roof(gpu, dtype, calibration)
-    reference = model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
+    reference = peak_roof(gpu, dtype, peak, model_roof)
     blocks, tables = _blocks(num_classes, resolution)
     costs = block_costs(blocks, gpu, dtype, batch, calibration=calibration, table=table)
     idx = choice_indices()
