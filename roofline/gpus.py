@@ -14,6 +14,7 @@ Every report names the roof it used and where the figure came from.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -151,6 +152,29 @@ def get_gpu(name: str) -> GPU:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise RooflineError(f"unknown GPU {name!r}: {hint}run `roofline gpus` for the list")
     return gpus[key]
+
+
+def match_device(name: str, compute_capability: str, sm_count: int, memory_bytes: int) -> GPU:
+    """The database entry for a device as the driver reports it (NVML/torch name, CC, SMs, memory).
+
+    Compute capability and SM count must match exactly. They do not separate
+    SKUs of one die (H100 SXM, H100 NVL and H200 all have 132 SMs at CC 9.0),
+    so the entry sharing most name tokens with the reported name wins
+    ("A100-PCIE-40GB" -> a100-pcie-40gb), then the closest memory size.
+    """
+    candidates = [g for g in all_gpus() if g.compute_capability == compute_capability and g.sms == sm_count]
+    if not candidates:
+        raise RooflineError(
+            f"{name} (CC {compute_capability}, {sm_count} SMs) is not in the GPU database: "
+            "add it to roofline/data/gpus.toml"
+        )
+    reported = set(re.split(r"[^a-z0-9]+", name.lower()))
+
+    def rank(gpu: GPU) -> tuple[int, float]:
+        tokens = set(re.split(r"[^a-z0-9]+", f"{gpu.key} {gpu.name}".lower()))
+        return -len(tokens & reported), abs(gpu.memory_bytes - memory_bytes)
+
+    return min(candidates, key=rank)
 
 
 def achievable_roof(gpu: GPU, dtype: str, calibration: Mapping | None = None) -> Roof:
