@@ -137,7 +137,7 @@ def collect(
     warmed_s: float = 0.0,
     say: Callable[[str], None] = lambda _message: None,
 ) -> Measurement:
-    """Windows until the last 3 agree (at least ``windows``, at most ``max_windows``); keep the last ``windows``."""
+    """Windows until the last 3 agree (``windows`` to ``max_windows`` of them); keeps the last ``windows``."""
     gpu, host, busy, launch_times = [], [], [], []
     reason = "no windows run"
     while len(gpu) < config.max_windows:
