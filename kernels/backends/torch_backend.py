@@ -1,0 +1,112 @@
+"""PyTorch backend: FP16 (or the spec's dtype), channels_last, one CUDA graph, optional torch.compile.
+
+The model runs in eval mode under ``torch.inference_mode`` with its input in
+``channels_last`` (NHWC), the layout cuDNN's tensor-core convolutions use
+natively, so no layout transposes run per layer (PyTorch tutorial "Channels
+Last Memory Format"). After a few eager iterations on a side stream, the
+forward pass is captured in a ``torch.cuda.CUDAGraph`` (the warmup-then-capture
+recipe of the PyTorch CUDA semantics notes, "CUDA Graphs"), so ``launch()`` is
+one replay. ``compile=True`` wraps the model in ``torch.compile`` with
+``mode="max-autotune-no-cudagraphs"``: Inductor's own CUDA graphs would nest
+inside ours.
+
+For ``fp32`` TF32 is switched off for both matmul and cuDNN, so fp32 means IEEE
+fp32 (torch enables TF32 for cuDNN convolutions by default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from .base import Backend, ModelSpec
+
+TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+WARMUP_ITERATIONS = 3
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, *, cuda_graph: bool = True, compile: bool = False, channels_last: bool = True):
+        self.cuda_graph = cuda_graph
+        self.compile = compile
+        self.channels_last = channels_last
+        self.graph = None
+        self.spec: ModelSpec | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import torch
+        except ImportError:
+            return "torch is not installed (pip install 'roofline[torch]')"
+        if not torch.cuda.is_available():
+            return "no CUDA GPU visible (torch.cuda.is_available() is False)"
+        return None
+
+    @classmethod
+    def version(cls) -> str:
+        import torch
+
+        return torch.__version__
+
+    def build(self, spec: ModelSpec, cache_dir: Path) -> None:
+        import torch
+
+        from ..models import instantiate
+
+        if spec.dtype not in TORCH_DTYPES:
+            raise ValueError(f"the torch backend runs {', '.join(TORCH_DTYPES)}, not {spec.dtype}")
+        self.spec = spec
+        dtype = getattr(torch, TORCH_DTYPES[spec.dtype])
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self._tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        if spec.dtype == "fp32":
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm per shape once
+        model = instantiate(spec.source).to(device="cuda", dtype=dtype, memory_format=fmt)
+        self.model = torch.compile(model, mode="max-autotune-no-cudagraphs") if self.compile else model
+        self.input = torch.randn(spec.input_shape, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
+        self.stream = torch.cuda.Stream()
+        with torch.inference_mode(), torch.cuda.stream(self.stream):
+            for _ in range(WARMUP_ITERATIONS):
+                self.output = self.model(self.input)
+        self.stream.synchronize()
+        if self.cuda_graph:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(self.graph, stream=self.stream):
+                self.output = self.model(self.input)
+            self.stream.synchronize()
+
+    def launch(self) -> None:
+        # Both paths enqueue on the current stream, which kernels.timing sets to self.stream.
+        if self.graph is not None:
+            self.graph.replay()
+            return
+        import torch
+
+        with torch.inference_mode():
+            self.output = self.model(self.input)
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+
+        return {
+            "backend": self.name,
+            "version": self.version(),
+            "dtype": self.spec.dtype if self.spec else None,
+            "cuda_graph": self.cuda_graph,
+            "compile": self.compile,
+            "channels_last": self.channels_last,
+            "cudnn": torch.backends.cudnn.version(),
+        }
+
+    def close(self) -> None:
+        import torch
+
+        self.graph = self.model = self.input = self.output = None
+        with contextlib.suppress(AttributeError):
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._tf32
+        torch.cuda.empty_cache()
