@@ -6,6 +6,7 @@ nox.options.sessions = ["lint", "analytic"]
 nox.options.default_venv_backend = "venv"
 
 TEST_EXTRAS = ".[dev,torch,onnx]"
+GPU_EXTRAS = ".[dev,torch,onnx,gpu]"
 
 
 @nox.session
@@ -31,7 +32,11 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def perf(session: nox.Session) -> None:
-    """GPU regression suite. Placeholder until the measurement harness lands:
-    runs the GPU-marked tests, which skip with a reason when no GPU is visible."""
-    session.install("-e", ".[dev,torch,gpu]")
-    session.run("pytest", "-m", "gpu", "perf_tests", *session.posargs)
+    """The GPU regression suite: measure, gate against baselines/<gpu>.json, write perf-results.json.
+
+    ``nox -s perf -- --update-baselines`` records new baselines (measured twice, written
+    only where the two runs agree); ``-- -n auto`` runs one xdist worker per visible GPU;
+    ``-- --backend tensorrt`` fails instead of skipping when TensorRT is missing.
+    """
+    session.install("-e", GPU_EXTRAS)
+    session.run("pytest", "-m", "gpu", "perf_tests", "--benchmark-json", "perf-benchmark.json", *session.posargs)

@@ -13,9 +13,11 @@
                     [--out FILE.csv]
     roofline gpus [--json]
     roofline zoo [--json]
+    roofline perf-compare BASELINE.json RESULTS.json [--json] [--floor F] [--k K] [--alpha A]
 
 Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
 memory (``roofline.batch``). Bad input prints one line, ``roofline: error: ...``, and exits with status 2.
+``perf-compare`` exits 1 when a benchmark regressed and 3 when the two environments differ.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
-from . import __version__, files, latency_table, plots, report, zoo
+from . import __version__, files, gate, latency_table, plots, report, zoo
 from .batch import batch_sweep, resolve_batch
 from .errors import RooflineError
 from .fold import fold, fold_batch, largest_foldable
 from .gpus import all_gpus, get_gpu, load_calibration
 from .ir import DTYPE_BYTES, Network
+from .perf_results import incomparable, load_results
 from .predict import PEAK_KINDS, FusedNetwork, evaluate
 from .resolve import resolve
 from .staircase import staircase
@@ -82,6 +85,26 @@ def _edges(text: str) -> list[float]:
             f"expected increasing positive milliseconds like 0.5,0.8,1.25, got {text!r}"
         )
     return edges
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) like 0.03, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number like 3, got {text!r}")
+    return value
 
 
 def _tile(text: str):
@@ -239,6 +262,30 @@ def build_parser() -> argparse.ArgumentParser:
     gpunet_cmd.add_argument(
         "--out", metavar="FILE.csv", help="write one row per sample (41 ints + estimates)"
     )
+
+    compare = sub.add_parser(
+        "perf-compare",
+        help="apply the regression gate (size + significance) to a baseline and a results file",
+        epilog="Single run only: the re-run that confirms a regression is the pytest plugin's job, so a "
+        "regression here is a candidate. Exit 0: no regression; 1: a regression; 2: bad input; "
+        "3: the environments differ (not comparable).",
+    )  # fmt: skip
+    compare.add_argument("baseline", metavar="BASELINE.json", help="the baseline (baselines/<gpu key>.json)")
+    compare.add_argument("results", metavar="RESULTS.json", help="a results file from `nox -s perf`")
+    compare.add_argument(
+        "--floor", type=_fraction, default=gate.Rule.floor,
+        help=f"smallest drop that counts, as a fraction; a benchmark's tolerance replaces it "
+        f"(default {gate.Rule.floor})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--k", type=_positive_float, default=gate.Rule.k,
+        help=f"a drop must also exceed k x the measured noise (default {gate.Rule.k:g})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--alpha", type=_fraction, default=gate.Rule.alpha,
+        help=f"significance level of the one-sided Mann-Whitney U test (default {gate.Rule.alpha})",
+    )  # fmt: skip
+    compare.add_argument("--json", action="store_true", help="print JSON")
 
     for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
         cmd = sub.add_parser(name, help=text)
@@ -479,6 +526,32 @@ def _gpunet(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def _perf_compare(args: argparse.Namespace) -> int:
+    rule = gate.Rule(floor=args.floor, k=args.k, alpha=args.alpha)
+    baseline = load_results(args.baseline, "baseline")
+    results = load_results(args.results, "results file")
+    differences = incomparable(baseline, results)
+    if differences:
+        # A different GPU or stack is a different experiment: say so rather than compare.
+        for line in differences:
+            print(f"not comparable: {line}", file=sys.stderr)
+        if args.json:
+            reason = f"environments differ: {'; '.join(differences)}"
+            medians = [{key: b.median for key, b in f.benchmarks.items()} for f in (baseline, results)]
+            _print_json([
+                {"id": key, "baseline_median": medians[0].get(key), "median": medians[1].get(key),
+                 "change": None, "verdict": gate.NOT_COMPARABLE, "reason": reason}
+                for key in sorted(medians[0].keys() | medians[1].keys())
+            ])  # fmt: skip
+        return 3
+    verdicts = gate.compare_files(baseline, results, rule)
+    if args.json:
+        _print_json([v.to_dict() for v in verdicts])
+    else:
+        print(gate.summary_table(verdicts))
+    return gate.exit_code(verdicts)
+
+
 def _gpus(args: argparse.Namespace) -> None:
     gpus = all_gpus()
     if args.json:
@@ -523,13 +596,16 @@ COMMANDS = {
     "gpunet": _gpunet,
     "gpus": _gpus,
     "zoo": _zoo,
+    "perf-compare": _perf_compare,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code = 0
     try:
-        COMMANDS[args.command](args)
+        # Most commands succeed or raise; perf-compare also returns its verdict as the status.
+        code = COMMANDS[args.command](args) or 0
     except RooflineError as exc:
         print(f"roofline: error: {exc}", file=sys.stderr)
         return 2
@@ -537,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
     except KeyboardInterrupt:
         return 130
-    return 0
+    return code
 
 
 if __name__ == "__main__":

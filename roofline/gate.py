@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
 from scipy.stats import mannwhitneyu
 from tabulate import tabulate
 
@@ -101,19 +100,24 @@ class Verdict:
         }
 
 
-def _smallest_p(n: int, m: int) -> float:
-    """1 / C(n + m, n): the smallest exact one-sided Mann-Whitney p for samples of n and m (Mann & Whitney 1947)."""
-    return 1 / math.comb(n + m, n)
-
-
 def _too_few_windows(n_base: int, n_now: int, rule: Rule) -> str | None:
-    smallest = _smallest_p(n_base, n_now)
-    if smallest < rule.alpha:
+    """Why the comparison cannot be trusted to reject at alpha, or None.
+
+    With n windows a side, the smallest exact one-sided Mann-Whitney p is
+    1 / C(2n, n) (Mann & Whitney 1947): every sample of one side below every
+    sample of the other. Each side needs the n at which that falls below alpha
+    (``Rule.min_windows``); a lopsided pair such as 3 + 20 could reach it, but
+    3 windows also make the noise estimate (a MAD) too rough for the size test.
+    Calling such a comparison ``ok`` would pass any drop unseen.
+    """
+    needed = rule.min_windows()
+    if min(n_base, n_now) >= needed:
         return None
+    smallest_p = 1 / math.comb(2 * min(n_base, n_now), min(n_base, n_now))
     return (
-        f"too few windows to ever be significant: {n_base} baseline and {n_now} current windows give "
-        f"p >= {smallest:.3g}, not below alpha {rule.alpha:g}; measure at least {rule.min_windows()} "
-        "windows per side"
+        f"too few windows to judge: {n_base} baseline and {n_now} current windows (with {min(n_base, n_now)} "
+        f"a side the test cannot reach p below {smallest_p:.3g}, alpha is {rule.alpha:g}); measure at least "
+        f"{needed} windows per side"
     )
 
 
@@ -132,19 +136,30 @@ def _threshold(baseline: Benchmark, current: Benchmark, rule: Rule) -> tuple[flo
     return threshold, f"max({label} {floor:.1%}, {rule.k:g} x noise {noise:.2%}) = {threshold:.1%}"
 
 
-def _shift(base: np.ndarray, now: np.ndarray, change: float, threshold: float, alpha: float):
-    """("drop" | "rise" | None, p): whether the change is beyond threshold and significant.
+@dataclass(frozen=True)
+class _Shift:
+    """One metric's relative change and, when beyond the threshold, its one-sided p-value."""
 
-    The p-value is the one-sided Mann-Whitney U test (Mann & Whitney 1947) in the
-    direction of the change; it is None when the change is within the threshold.
+    metric: str
+    change: float
+    p_value: float | None
+    significant: bool
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.change:+.1%} (p={self.p_value:.2g})"
+
+
+def _shift(metric: str, base, now, change: float, threshold: float, alpha: float) -> _Shift:
+    """Size first, then the one-sided Mann-Whitney U test (Mann & Whitney 1947) in the change's direction.
+
+    The test runs only for a change beyond the threshold: a small significant
+    shift is by the rule no regression, so its p-value would not be read.
     """
-    if change < -threshold:
-        p = float(mannwhitneyu(now, base, alternative="less").pvalue)
-        return ("drop" if p < alpha else None), p
-    if change > threshold:
-        p = float(mannwhitneyu(now, base, alternative="greater").pvalue)
-        return ("rise" if p < alpha else None), p
-    return None, None
+    if abs(change) <= threshold:
+        return _Shift(metric, change, None, False)
+    alternative = "less" if change < 0 else "greater"
+    p = float(mannwhitneyu(now, base, alternative=alternative).pvalue)
+    return _Shift(metric, change, p, p < alpha)
 
 
 def judge(baseline: Benchmark, current: Benchmark, rule: Rule = DEFAULT_RULE) -> Verdict:
@@ -162,36 +177,30 @@ def judge(baseline: Benchmark, current: Benchmark, rule: Rule = DEFAULT_RULE) ->
     if current.extra.get("invalid_reason"):
         return verdict(INVALID, f"invalid run: {current.extra['invalid_reason']}", change)
     if baseline.extra.get("invalid_reason"):
-        return verdict(INVALID, f"invalid baseline: {baseline.extra['invalid_reason']}; {UPDATE_HINT}", change)
+        reason = f"invalid baseline: {baseline.extra['invalid_reason']}; {UPDATE_HINT}"
+        return verdict(INVALID, reason, change)
     too_few = _too_few_windows(len(baseline.samples), len(current.samples), rule)
     if too_few:
         return verdict(INVALID, too_few, change)
 
     threshold, how = _threshold(baseline, current, rule)
-    metrics = [("throughput", change, *_shift(
-        np.asarray(baseline.samples), np.asarray(current.samples), change, threshold, rule.alpha))]  # fmt: skip
+    shifts = [_shift("throughput", baseline.samples, current.samples, change, threshold, rule.alpha)]
     base_util, now_util = baseline.utilization_samples, current.utilization_samples
     if base_util is not None and now_util is not None:
         util_change = (current.utilization - baseline.utilization) / baseline.utilization
-        metrics.append(("utilization", util_change, *_shift(base_util, now_util, util_change, threshold,
-                                                            rule.alpha)))  # fmt: skip
+        shifts.append(_shift("utilization", base_util, now_util, util_change, threshold, rule.alpha))
 
-    def described(entries) -> str:
-        return " and ".join(f"{name} {c:+.1%} (p={p:.2g})" for name, c, _, p in entries)
-
-    drops = [m for m in metrics if m[2] == "drop"]
-    rises = [m for m in metrics if m[2] == "rise"]
-    if drops:
-        p = min(m[3] for m in drops)
-        return verdict(REGRESSION, f"{described(drops)} beyond {how}, p < {rule.alpha:g}", change, p)
-    if rises:
-        p = min(m[3] for m in rises)
-        return verdict(IMPROVEMENT, f"baseline stale: {described(rises)} beyond {how}; {UPDATE_HINT}", change, p)
-    beyond = [m for m in metrics if m[3] is not None]
-    if beyond:
-        p = min(m[3] for m in beyond)
-        return verdict(OK, f"{described(beyond)} beyond {how} but not significant (alpha {rule.alpha:g})",
-                       change, p)  # fmt: skip
+    drops = [s for s in shifts if s.significant and s.change < 0]
+    rises = [s for s in shifts if s.significant and s.change > 0]
+    large = [s for s in shifts if s.p_value is not None]
+    for kind, found, template in (
+        (REGRESSION, drops, "{} beyond {}, p < {:g}"),
+        (IMPROVEMENT, rises, "baseline stale: {} beyond {}, p < {:g}; " + UPDATE_HINT),
+        (OK, large, "{} beyond {} but not significant at alpha {:g}"),
+    ):
+        if found:
+            reason = template.format(" and ".join(map(str, found)), how, rule.alpha)
+            return verdict(kind, reason, change, min(s.p_value for s in found))
     return verdict(OK, f"{change:+.1%} within {how}", change)
 
 
@@ -207,12 +216,10 @@ def confirm(first: Verdict, rerun: Verdict) -> Verdict:
     if first.verdict != REGRESSION:
         return first
     if rerun.verdict == REGRESSION:
-        return Verdict(first.id, first.baseline_median, first.median, first.change, REGRESSION,
-                       f"{first.reason}; confirmed by a re-run ({rerun.change:+.1%})", first.p_value)  # fmt: skip
+        return replace(first, reason=f"{first.reason}; confirmed by a re-run ({rerun.change:+.1%})")
     kind = rerun.verdict if rerun.verdict in (INVALID, NOT_COMPARABLE) else OK
-    return Verdict(first.id, first.baseline_median, first.median, first.change, kind,
-                   f"not confirmed by a re-run (re-run {rerun.verdict}: {rerun.reason}); "
-                   f"first run: {first.reason}", first.p_value)  # fmt: skip
+    reason = f"not confirmed by a re-run (re-run {rerun.verdict}: {rerun.reason}); first run: {first.reason}"
+    return replace(first, verdict=kind, reason=reason)
 
 
 def agree(first: Benchmark, second: Benchmark, rule: Rule = DEFAULT_RULE) -> str | None:

@@ -1,0 +1,228 @@
+"""Run one benchmark of the manifest and turn it into a results entry (``roofline.perf_results``).
+
+Used by the pytest suite (``perf_tests/``) and, for the gate's confirmation
+re-run in a fresh process, from the command line::
+
+    python -m kernels.benchmark resnet50-b64-torch [more ids] --out rerun.json
+
+A model entry records images/s per window, TFLOP/s, utilization against the
+datasheet peak and against the achievable one (the calibration file's, when
+given), the analytic prediction and its error, host walltime, the enqueue flag
+and the telemetry. The run is INVALID (``invalid_reason``) when its windows did
+not stabilize or the telemetry saw throttling or a foreign process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from roofline.errors import RooflineError
+from roofline.gpus import GPU, achievable_roof, get_gpu, load_calibration
+from roofline.perf_results import Benchmark, PerfResults, write_results
+
+from . import telemetry
+from .backends.base import REGISTRY, BackendUnavailable, ModelSpec, backend_class, require
+from .manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
+from .timing import Measurement, TimingConfig
+
+QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
+DEFAULT_CACHE = Path(".perf-cache")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: the same options in the suite and in its fresh-process re-run."""
+
+    timing: TimingConfig = TimingConfig()
+    cache_dir: Path = DEFAULT_CACHE
+    device: int = 0
+    calibration: Path | None = None
+    dtype: str | None = None  # override every model benchmark's dtype (e.g. fp32 to force a slowdown)
+    cuda_graph: bool = True
+    strict_power: bool = False
+    backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def argv(self) -> list[str]:
+        """These options as ``python -m kernels.benchmark`` arguments."""
+        args = ["--cache-dir", str(self.cache_dir), "--device", str(self.device)]
+        if self.timing == QUICK:
+            args.append("--quick")
+        if self.calibration:
+            args += ["--calibration", str(self.calibration)]
+        if self.dtype:
+            args += ["--dtype", self.dtype]
+        if not self.cuda_graph:
+            args.append("--no-cuda-graph")
+        if self.strict_power:
+            args.append("--strict-power")
+        return args
+
+
+def provenance() -> dict[str, str]:
+    """When, where and from which commit a figure was measured."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "commit": commit,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def environment(device: int, backends: Iterable[str]) -> dict[str, Any]:
+    """The fingerprint results are compared under: telemetry's device fields + backend versions."""
+    env = telemetry.environment(device)
+    versions = {}
+    for name in sorted(set(backends)):
+        cls = backend_class(name)
+        versions[name] = None if cls.unavailable_reason() else cls.version()
+    env["backends"] = versions
+    env["python"] = platform.python_version()
+    return env
+
+
+def _gpu(env: Mapping[str, Any]) -> GPU:
+    if not env.get("gpu_key"):
+        raise RooflineError(
+            f"{env.get('gpu_name')} is not in the GPU database: add it to roofline/data/gpus.toml"
+        )
+    return get_gpu(env["gpu_key"])
+
+
+def _invalid(measurement: Measurement, telem: telemetry.Telemetry) -> str | None:
+    reasons = [measurement.invalid_reason] if measurement.invalid_reason else []
+    return "; ".join([*reasons, *telem.invalid_reasons]) or None
+
+
+def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
+    from roofline.predict import evaluate
+    from roofline.resolve import resolve
+
+    from .timing import measure
+
+    kwargs = dict(options.backend_options.get(spec.backend, {}))
+    if not options.cuda_graph:
+        kwargs["cuda_graph"] = False
+    backend = require(spec.backend)(**kwargs)
+    say(f"{spec.id}: building {spec.backend} engine")
+    backend.build(ModelSpec(spec.source, spec.resolution, spec.batch, spec.dtype), options.cache_dir)
+    try:
+        with telemetry.Sampler(options.device, strict_power=options.strict_power) as sampler:
+            m = measure(backend.launch, backend.stream, spec.batch, options.timing, say)
+        telem = sampler.result(items=m.median * sum(1 / s for s in m.samples) * 0 + spec.batch)
+        description = backend.describe()
+    finally:
+        backend.close()
+    calibration = load_calibration(options.calibration, gpu) if options.calibration else None
+    estimate = evaluate(
+        resolve(spec.model, spec.resolution), gpu, spec.dtype, spec.batch, calibration=calibration
+    )
+    achievable = achievable_roof(gpu, spec.dtype, calibration)
+    entry = Benchmark.from_samples(
+        spec.id, m.samples, "img/s", flops_per_image=estimate.flops_per_image, peak_flops=gpu.peak(spec.dtype),
+        tolerance=spec.tolerance, provenance=provenance(),
+    )  # fmt: skip
+    predicted = estimate.throughput_img_s
+    extra = {
+        "kind": "model", "model": spec.model, "source": spec.source, "resolution": spec.resolution,
+        "batch": spec.batch, "dtype": spec.dtype, "backend": spec.backend, "backend_description": description,
+        "tflops_s": entry.median * estimate.flops_per_image / 1e12,
+        "utilization_achievable": entry.median * estimate.flops_per_image / achievable.flops_s,
+        "achievable_peak_flops": achievable.flops_s, "achievable_source": achievable.source,
+        "prediction": {"img_s": predicted, "error": entry.median / predicted - 1, "utilization": estimate.utilization},
+        "host_img_s": float(sorted(m.host_samples)[len(m.host_samples) // 2]),
+        "enqueue_bound": m.enqueue_bound, "timing": m.to_dict(), "telemetry": telem.to_dict(),
+        "invalid_reason": _invalid(m, telem),
+    }  # fmt: skip
+    return replace(entry, extra=extra)
+
+
+def _micro(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
+    from . import microbench
+
+    with telemetry.Sampler(options.device, strict_power=options.strict_power) as sampler:
+        if spec.kind == "gemm":
+            result = microbench.gemm(spec.dtype, spec.params["size"], options.timing, say)
+        else:
+            result = microbench.copy_bandwidth(spec.params["nbytes"], options.timing, say)
+    telem = sampler.telemetry()
+    m = result.measurement
+    peak = gpu.peak(spec.dtype) if spec.kind == "gemm" else gpu.dram_bandwidth_bytes_s
+    entry = Benchmark.from_samples(
+        spec.id, m.samples, result.unit, peak_flops=peak if spec.kind == "gemm" else None,
+        utilization=m.median / peak, tolerance=spec.tolerance, provenance=provenance(),
+    )  # fmt: skip
+    extra = {
+        "kind": spec.kind, "dtype": spec.dtype, **spec.params, "datasheet": peak,
+        "timing": m.to_dict(), "telemetry": telem.to_dict(), "invalid_reason": _invalid(m, telem),
+    }  # fmt: skip
+    return replace(entry, extra=extra)
+
+
+def run(
+    spec: BenchSpec, options: RunOptions, env: Mapping[str, Any], say: Callable[[str], None]
+) -> Benchmark:
+    """Measure ``spec`` on this machine's device ``options.device`` (described by ``env``)."""
+    if options.dtype and spec.kind == "model":
+        spec = replace(spec, dtype=options.dtype)
+    gpu = _gpu(env)
+    return (_model if spec.kind == "model" else _micro)(spec, options, gpu, say)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kernels.benchmark", description="Run manifest benchmarks and write a results file."
+    )
+    parser.add_argument("ids", nargs="+", metavar="ID", help="benchmark ids (see perf_tests/manifest.toml)")
+    parser.add_argument("--out", required=True, type=Path, help="results file to write (JSON)")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="engine and timing caches")
+    parser.add_argument("--device", type=int, default=0, help="CUDA device index")
+    parser.add_argument("--calibration", type=Path, help="achievable peaks from python -m kernels.calibrate")
+    parser.add_argument("--dtype", help="run every model benchmark at this dtype instead")
+    parser.add_argument("--no-cuda-graph", action="store_true", help="launch without CUDA graphs")
+    parser.add_argument("--strict-power", action="store_true", help="power capping also invalidates a run")
+    parser.add_argument("--quick", action="store_true", help="short warmup and windows (smoke runs)")
+    args = parser.parse_args(argv)
+    try:
+        specs = load_manifest(args.manifest)
+        unknown = [i for i in args.ids if i not in specs]
+        if unknown:
+            raise ManifestError(
+                f"unknown benchmark {unknown[0]!r}: the manifest {args.manifest} lists {len(specs)}"
+            )
+        options = RunOptions(
+            timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
+            calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
+            strict_power=args.strict_power,
+        )  # fmt: skip
+        reason = telemetry.gpu_unavailable_reason()
+        if reason:
+            raise BackendUnavailable(reason)
+        env = environment(args.device, [specs[i].backend for i in args.ids if specs[i].backend] or REGISTRY)
+        say = lambda message: print(message, file=sys.stderr)  # noqa: E731
+        results = {i: run(specs[i], options, env, say) for i in args.ids}
+        write_results(args.out, PerfResults(env, results))
+    except (RooflineError, ManifestError, BackendUnavailable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""Measure this GPU's achievable roof and write the calibration file ``roofline`` reads.
+
+    python -m kernels.calibrate [--out FILE] [--dtypes fp16,bf16,...] [--quick] [--device N] [--json]
+
+For each dtype (default: every ``kernels.microbench.gemm_dtypes`` entry of the
+device's compute capability that the GPU database also lists a datasheet peak
+for) it runs ``gemm_peak`` (best of several square GEMM sizes), then
+``copy_bandwidth``. The file (default ``calibration-<gpu key>.json``) has the
+format ``roofline.gpus.load_calibration`` reads, plus, for the record, the
+datasheet figures, measured/datasheet ratios, every measurement's samples,
+median and stability, the winning GEMM size and the environment fingerprint.
+It is written atomically and read back with ``load_calibration`` before the
+command reports success; ``roofline analyze MODEL --calibration FILE`` then
+uses it as the achievable roof.
+
+The acceptance targets (GEMM >= 80% of the dense datasheet peak, copy >= 85%
+of the datasheet bandwidth) are the efficiencies ``roofline.efficiency``
+assumes without a calibration: a GPU below them is slower than the uncalibrated
+model thinks. They are reported, never failed on. Progress goes to stderr; bad
+input and a machine without a CUDA GPU exit with status 2 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tabulate import tabulate
+
+from roofline import efficiency, files
+from roofline.errors import RooflineError
+from roofline.gpus import CALIBRATION_FORMAT, GPU, load_calibration
+from roofline.ir import DTYPE_BYTES
+
+from .microbench import Result, gemm_dtypes
+from .timing import TimingConfig
+
+#: Acceptance targets (see module doc): the default efficiencies of ``roofline.efficiency``.
+GEMM_TARGET = efficiency.COMPUTE
+COPY_TARGET = efficiency.BANDWIDTH
+#: ``--quick``: the same shape of run with short warmup and windows (a smoke test, not a calibration).
+QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
+QUICK_SIZES = (8192,)
+QUICK_COPY_BYTES = 1 << 28
+SIZES = (4096, 8192, 16384)
+COPY_BYTES = 1 << 30
+NO_GPU = "no CUDA GPU visible: calibration measures the GPU it runs on"
+
+
+def _met(ratio: float | None, target: float) -> bool | None:
+    return None if ratio is None else ratio >= target
+
+
+def calibration_document(
+    gpu: GPU, gemm_results: Sequence[Result], copy_result: Result, environment: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The calibration file's JSON object (``roofline.gpus.load_calibration`` format, plus the record).
+
+    ``peak_flops_s[dtype]`` is each GEMM result's median rate and ``dram_bytes_s`` the copy's (the
+    achievable roof: DESIGN.md, "Core definitions"); ratio = measured / datasheet. ``environment`` is
+    ``kernels.microbench.environment()``; its ``host`` and ``date`` name the source.
+    """
+    if copy_result.unit != "B/s":
+        raise RooflineError(f"the copy result is in {copy_result.unit}, not B/s; pass copy_bandwidth()'s")
+    peaks: dict[str, float] = {}
+    for result in gemm_results:
+        if result.unit != "flop/s" or result.dtype not in DTYPE_BYTES:
+            raise RooflineError(f"{result.name} is not a GEMM result (flop/s at a roofline dtype)")
+        if result.dtype in peaks:
+            raise RooflineError(f"two GEMM results for {result.dtype}; pass one per dtype (gemm_peak's)")
+        peaks[result.dtype] = result.rate
+    for name, rate in (("copy", copy_result.rate), *peaks.items()):
+        if not rate > 0:
+            raise RooflineError(f"the {name} rate is {rate!r}; a calibration needs positive rates, re-run it")
+    datasheet_peaks = {dtype: gpu.peak_flops_s.get(dtype) for dtype in peaks}
+    peak_ratios = {d: None if not datasheet_peaks[d] else peaks[d] / datasheet_peaks[d] for d in peaks}
+    copy_ratio = copy_result.rate / gpu.dram_bandwidth_bytes_s
+    host = environment.get("host", "unknown host")
+    date = environment.get("date", "unknown date")
+    return {
+        "format": CALIBRATION_FORMAT,
+        "version": 1,
+        "gpu": gpu.key,
+        "source": f"kernels.calibrate on {host}, {date}",
+        "dram_bytes_s": copy_result.rate,
+        "peak_flops_s": peaks,
+        "gpu_name": gpu.name,
+        "datasheet": {
+            "dram_bytes_s": gpu.dram_bandwidth_bytes_s,
+            "peak_flops_s": datasheet_peaks,
+            "sources": {k: gpu.sources.get(k) for k in ("peak_flops_s", "dram_bandwidth_bytes_s")},
+        },
+        "ratio_to_datasheet": {"dram_bytes_s": copy_ratio, "peak_flops_s": peak_ratios},
+        "targets": {
+            "peak_flops_s": GEMM_TARGET,
+            "dram_bytes_s": COPY_TARGET,
+            "met": {
+                "dram_bytes_s": _met(copy_ratio, COPY_TARGET),
+                "peak_flops_s": {d: _met(r, GEMM_TARGET) for d, r in peak_ratios.items()},
+            },
+        },
+        "gemm_size": {r.dtype: r.details.get("size") for r in gemm_results},
+        "measurements": {r.name: r.to_dict() for r in (*gemm_results, copy_result)},
+        "environment": dict(environment),
+    }
+
+
+def _percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1%}"
+
+
+def _verdict(met: bool | None) -> str:
+    return "-" if met is None else ("met" if met else "MISSED")
+
+
+def summary(document: Mapping[str, Any]) -> str:
+    """The human report of a calibration document: GEMM table, copy table, target verdicts."""
+    ratios, met, sheet = document["ratio_to_datasheet"], document["targets"]["met"], document["datasheet"]
+    measurements = document["measurements"]
+    rows = []
+    for dtype, rate in document["peak_flops_s"].items():
+        datasheet = sheet["peak_flops_s"].get(dtype)
+        stable = measurements[f"gemm-{dtype}"]["stable"]
+        rows.append([
+            dtype, rate / 1e12, None if datasheet is None else datasheet / 1e12,
+            _percent(ratios["peak_flops_s"][dtype]), _verdict(met["peak_flops_s"][dtype]),
+            document["gemm_size"].get(dtype), "yes" if stable else "NO",
+        ])  # fmt: skip
+    gemm = tabulate(
+        rows,
+        headers=[
+            "dtype",
+            "measured TFLOP/s",
+            "datasheet TFLOP/s",
+            "% of datasheet",
+            f"target {GEMM_TARGET:.0%}",
+            "GEMM size",
+            "stable",
+        ],  # fmt: skip
+        floatfmt=".1f",
+        missingval="-",
+    )
+    copy = measurements["copy"]
+    copy_row = [[
+        "copy", document["dram_bytes_s"] / 1e9, sheet["dram_bytes_s"] / 1e9, _percent(ratios["dram_bytes_s"]),
+        _verdict(met["dram_bytes_s"]), f"{copy['details'].get('nbytes', 0) / 2**20:.0f} MiB",
+        "yes" if copy["stable"] else "NO",
+    ]]  # fmt: skip
+    bandwidth = tabulate(
+        copy_row,
+        headers=[
+            "",
+            "measured GB/s",
+            "datasheet GB/s",
+            "% of datasheet",
+            f"target {COPY_TARGET:.0%}",
+            "buffer",
+            "stable",
+        ],  # fmt: skip
+        floatfmt=".0f",
+    )
+    missed = [d for d, ok in met["peak_flops_s"].items() if ok is False]
+    if met["dram_bytes_s"] is False:
+        missed.append("copy")
+    verdict = (
+        "all acceptance targets met"
+        if not missed
+        else f"below target: {', '.join(missed)} (reported, not failed; check clocks, power, other processes)"
+    )
+    return f"{document['gpu_name']} ({document['gpu']})\n{gemm}\n\n{bandwidth}\n\n{verdict}"
+
+
+# ---------------------------------------------------------------------------------------------- command line
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; the contract is one line.
+        self.exit(2, f"calibrate: error: {message} (see --help)\n")
+
+
+def _dtypes(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [n for n in names if n not in DTYPE_BYTES]
+    if unknown or not names:
+        bad = ", ".join(unknown) or repr(text)
+        raise argparse.ArgumentTypeError(f"unknown dtype {bad}: choose from {', '.join(DTYPE_BYTES)}")
+    return names
+
+
+def _device(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a device index >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m kernels.calibrate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", metavar="FILE", help="calibration file (default calibration-<gpu key>.json)")
+    parser.add_argument(
+        "--dtypes", type=_dtypes, metavar="A,B,...",
+        help="GEMM dtypes to measure (default: all this GPU runs that the database has a peak for)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="short warmup and windows (a smoke test)")
+    parser.add_argument("--device", type=_device, default=0, help="CUDA device index (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the calibration document as JSON")
+    return parser
+
+
+def _check_out(out: str | None) -> None:
+    if out is None:
+        return
+    if Path(out).is_dir():
+        raise RooflineError(f"--out {out} is a directory; name a file, e.g. {Path(out) / 'calibration.json'}")
+    files.check_parent(out)
+
+
+def _select_dtypes(requested: Sequence[str] | None, gpu: GPU, cc: str) -> tuple[str, ...]:
+    runnable = gemm_dtypes(cc)
+    if requested is None:
+        chosen = tuple(d for d in runnable if d in gpu.peak_flops_s)
+        if not chosen:
+            raise RooflineError(f"{gpu.name} has no datasheet peak for any of {', '.join(runnable)}")
+        return chosen
+    slow = [d for d in requested if d not in runnable]
+    if slow:
+        raise RooflineError(
+            f"{', '.join(slow)} has no fast GEMM on CC {cc}; this GPU runs: {', '.join(runnable)}"
+        )
+    return tuple(requested)
+
+
+def _say(message: str) -> None:
+    print(f"calibrate: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure, write and verify; returns the document written."""
+    _check_out(args.out)
+    try:
+        import torch
+    except ImportError:
+        raise RooflineError("torch is not installed: pip install 'roofline[torch]'") from None
+    if not torch.cuda.is_available():
+        raise RooflineError(NO_GPU)
+    if args.device >= torch.cuda.device_count():
+        raise RooflineError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA devices visible")
+    torch.cuda.set_device(args.device)
+    from . import microbench
+
+    gpu = microbench.device_gpu(args.device)
+    major, minor = torch.cuda.get_device_capability(args.device)
+    dtypes = _select_dtypes(args.dtypes, gpu, f"{major}.{minor}")
+    out = Path(args.out or f"calibration-{gpu.key}.json")
+    files.check_parent(out)
+    config, sizes = (QUICK, QUICK_SIZES) if args.quick else (TimingConfig(), SIZES)
+    _say(f"{gpu.name} ({gpu.key}): GEMM {', '.join(dtypes)} at sizes {', '.join(map(str, sizes))}, then copy")
+    try:
+        gemms = [microbench.gemm_peak(d, sizes, config, _say, gpu=gpu) for d in dtypes]
+        nbytes = QUICK_COPY_BYTES if args.quick else COPY_BYTES
+        copy = microbench.copy_bandwidth(nbytes, config, _say, gpu=gpu)
+    except torch.cuda.OutOfMemoryError:
+        raise RooflineError(
+            "the GPU ran out of memory: another process may hold it (see nvidia-smi); free it or use --quick"
+        ) from None
+    environment = {**microbench.environment(args.device), "quick": bool(args.quick)}
+    document = calibration_document(gpu, gemms, copy, environment)
+    files.write_text(out, json.dumps(document, indent=1) + "\n")
+    load_calibration(out, gpu)  # proof that roofline accepts what was written
+    if args.json:
+        json.dump(document, sys.stdout, indent=1)
+        print()
+    else:
+        print(summary(document))
+        print(
+            f"\nwrote {out}; `roofline analyze MODEL --gpu {gpu.key} --calibration {out}` uses it as the roof"
+        )
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except RooflineError as exc:
+        print(f"calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,20 @@
+"""GPU benchmarks of the manifest's models: one per model x batch x backend.
+
+Each measures images/s per window (kernels.timing), converts it to TFLOP/s and
+utilization with roofline's FLOPs per image and the GPU's datasheet and
+achievable peaks, records the analytic prediction and its error and the NVML
+telemetry, and gates it against the committed baseline (see conftest.py).
+Skips without a GPU; a backend that is not installed skips unless required
+with ``--backend``.
+"""
+
+import pytest
+
+pytestmark = pytest.mark.gpu
+KINDS = ("model",)
+
+
+def test_model_throughput(bench_spec, perf):
+    entry = perf(bench_spec)
+    assert entry.median > 0
+    assert 0 < entry.utilization < 1, "utilization above the datasheet peak: wrong FLOPs or peak"
