@@ -65,7 +65,7 @@ def pytest_addoption(parser):
     group.addoption("--strict-power", action="store_true", help="power capping also makes a run INVALID")
     group.addoption("--perf-quick", action="store_true", help="short warmup and windows (smoke runs only)")
     group.addoption("--no-confirm", action="store_true", help="skip the fresh-process confirmation re-run")
-    group.addoption("--perf-cache", type=Path, default=ROOT / ".perf-cache", help="engine/timing caches")  # fmt: skip
+    group.addoption("--perf-cache", type=Path, default=ROOT / ".perf-cache", help="engine/timing caches")
 
 
 def pytest_configure(config):
@@ -103,7 +103,7 @@ def pytest_xdist_auto_num_workers(config):
 def pytest_collection_modifyitems(config, items):
     reason = None
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu"):  # not `in item.keywords`: a parametrize id "gpu" is a keyword too
             reason = reason or gpu_unavailable_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))

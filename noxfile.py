@@ -39,4 +39,4 @@ def perf(session: nox.Session) -> None:
     ``-- --backend tensorrt`` fails instead of skipping when TensorRT is missing.
     """
     session.install("-e", GPU_EXTRAS)
-    session.run("pytest", "-m", "gpu", "perf_tests", "--benchmark-json", "perf-benchmark.json", *session.posargs)
+    session.run("pytest", "-m", "gpu", "perf_tests", "--benchmark-json=perf-benchmark.json", *session.posargs)

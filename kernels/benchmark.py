@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import socket
 import subprocess
@@ -26,12 +25,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from roofline.errors import RooflineError
 from roofline.gpus import GPU, achievable_roof, get_gpu, load_calibration
 from roofline.perf_results import Benchmark, PerfResults, write_results
 
 from . import telemetry
-from .backends.base import REGISTRY, BackendUnavailable, ModelSpec, backend_class, require
+from .backends.base import BackendUnavailable, ModelSpec, backend_class, require
 from .manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
 from .timing import Measurement, TimingConfig
 
@@ -124,32 +125,42 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
     try:
         with telemetry.Sampler(options.device, strict_power=options.strict_power) as sampler:
             m = measure(backend.launch, backend.stream, spec.batch, options.timing, say)
-        telem = sampler.result(items=m.median * sum(1 / s for s in m.samples) * 0 + spec.batch)
         description = backend.describe()
     finally:
         backend.close()
+    telem = sampler.telemetry()
     calibration = load_calibration(options.calibration, gpu) if options.calibration else None
-    estimate = evaluate(
-        resolve(spec.model, spec.resolution), gpu, spec.dtype, spec.batch, calibration=calibration
-    )
+    network = resolve(spec.model, spec.resolution)
+    estimate = evaluate(network, gpu, spec.dtype, spec.batch, calibration=calibration)
     achievable = achievable_roof(gpu, spec.dtype, calibration)
+    flops = estimate.flops_per_image
     entry = Benchmark.from_samples(
-        spec.id, m.samples, "img/s", flops_per_image=estimate.flops_per_image, peak_flops=gpu.peak(spec.dtype),
+        spec.id, m.samples, "img/s", flops_per_image=flops, peak_flops=gpu.peak(spec.dtype),
         tolerance=spec.tolerance, provenance=provenance(),
     )  # fmt: skip
     predicted = estimate.throughput_img_s
     extra = {
         "kind": "model", "model": spec.model, "source": spec.source, "resolution": spec.resolution,
         "batch": spec.batch, "dtype": spec.dtype, "backend": spec.backend, "backend_description": description,
-        "tflops_s": entry.median * estimate.flops_per_image / 1e12,
-        "utilization_achievable": entry.median * estimate.flops_per_image / achievable.flops_s,
+        "tflops_s": entry.median * flops / 1e12,
+        "utilization_achievable": entry.median * flops / achievable.flops_s,
         "achievable_peak_flops": achievable.flops_s, "achievable_source": achievable.source,
-        "prediction": {"img_s": predicted, "error": entry.median / predicted - 1, "utilization": estimate.utilization},
-        "host_img_s": float(sorted(m.host_samples)[len(m.host_samples) // 2]),
+        "prediction": {
+            "img_s": predicted, "error": entry.median / predicted - 1, "utilization": estimate.utilization,
+        },
+        "host_img_s": float(np.median(m.host_samples)),
+        "energy_per_image_j": _energy_per_item(telem, entry.median),
         "enqueue_bound": m.enqueue_bound, "timing": m.to_dict(), "telemetry": telem.to_dict(),
         "invalid_reason": _invalid(m, telem),
     }  # fmt: skip
     return replace(entry, extra=extra)
+
+
+def _energy_per_item(telem: telemetry.Telemetry, items_s: float) -> float | None:
+    """Mean power over the sampled span / throughput: J per image (or per FLOP, per byte)."""
+    if telem.energy_j is None or not telem.duration_s:
+        return None
+    return telem.energy_j / telem.duration_s / items_s
 
 
 def _micro(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
@@ -211,10 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
             strict_power=args.strict_power,
         )  # fmt: skip
-        reason = telemetry.gpu_unavailable_reason()
+        reason = backend_class("torch").unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)
-        env = environment(args.device, [specs[i].backend for i in args.ids if specs[i].backend] or REGISTRY)
+        env = environment(args.device, [specs[i].backend for i in args.ids if specs[i].backend] or ["torch"])
         say = lambda message: print(message, file=sys.stderr)  # noqa: E731
         results = {i: run(specs[i], options, env, say) for i in args.ids}
         write_results(args.out, PerfResults(env, results))

@@ -49,6 +49,8 @@ Progress = Callable[[str], None] | None
 #: torch dtype attribute per roofline dtype. TF32 is fp32 storage with tensor-core math (``roofline.ir``).
 TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "tf32": "float32",
                 "fp8": "float8_e4m3fn"}  # fmt: skip
+#: Report order of GEMM dtypes: the inference dtypes first, IEEE fp32 last.
+GEMM_ORDER = ("fp16", "bf16", "fp8", "tf32", "fp32")
 #: Dtypes the layer benchmarks (conv sweep, latency table) run; fp8/int8 layers need quantized kernels.
 LAYER_DTYPES = ("fp16", "bf16", "tf32", "fp32")
 #: Eager iterations on a side stream before capture: the CUDA graphs notes warm up with 3.
@@ -88,14 +90,14 @@ def gemm_dtypes(compute_capability: str) -> tuple[str, ...]:
     datasheet x default-efficiency roof.
     """
     cc = _parse_cc(compute_capability)
-    dtypes = ["fp32"]
+    runs = {"fp32"}
     if cc >= (7, 0) or cc in ((5, 3), (6, 0), (6, 2)):
-        dtypes.append("fp16")
+        runs.add("fp16")
     if cc >= (8, 0):
-        dtypes += ["bf16", "tf32"]
+        runs |= {"bf16", "tf32"}
     if cc >= (8, 9):
-        dtypes.append("fp8")
-    return tuple(dtypes)
+        runs.add("fp8")
+    return tuple(d for d in GEMM_ORDER if d in runs)
 
 
 def _positive_int(value: Any, what: str, fix: str) -> int:
@@ -164,7 +166,10 @@ class Result:
             "ratio_to_datasheet": self.ratio,
             "stable": self.stable,
             "details": dict(self.details),
-            "measurement": self.measurement.to_dict(),
+            # Lists, not tuples: the dict goes into JSON files and should read back equal.
+            "measurement": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.measurement.to_dict().items()
+            },
         }
 
 
@@ -185,6 +190,13 @@ def _gpu_or_none(gpu: GPU | None) -> GPU | None:
         return device_gpu()
     except RooflineError:  # an unknown GPU can still be measured; it just has no datasheet to compare with
         return None
+
+
+def _device() -> Any:
+    """The current CUDA device (``torch.cuda.set_device`` picks it; calibrate's ``--device``)."""
+    import torch
+
+    return torch.device("cuda", torch.cuda.current_device())
 
 
 def _current_cc() -> str:
@@ -312,7 +324,7 @@ def gemm(
     per_element_bytes = 1 + 1 + 2 + 4 if dtype == "fp8" else 3 * DTYPE_BYTES[dtype]
     _check_fits(per_element_bytes * size * size, f"a {size}^3 {dtype} GEMM", "pass a smaller size")
     gpu = _gpu_or_none(gpu)
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = _device()
     say = progress or (lambda _message: None)
     say(f"gemm {dtype} {size}x{size}x{size}")
     details: dict[str, Any] = {"size": size, "m": size, "n": size, "k": size}
@@ -384,7 +396,7 @@ def copy_bandwidth(
     items = copy_bytes(nbytes)
     _check_fits(items, f"a {nbytes}-byte copy", "pass a smaller nbytes")
     gpu = _gpu_or_none(gpu)
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = _device()
     say = progress or (lambda _message: None)
     say(f"copy {nbytes / 2**20:.0f} MiB device to device")
     src = torch.randint(0, 256, (nbytes,), dtype=torch.uint8, device=device)
@@ -488,7 +500,7 @@ def conv_width_sweep(
                                 kernel=kernel, calibration=calibration)  # fmt: skip
     _check_device(gpu)
     say = progress or (lambda _message: None)
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = _device()
     tdtype = getattr(torch, TORCH_DTYPES[dtype])
     x = torch.randn(batch, in_channels, spatial, spatial, device=device, dtype=tdtype)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -704,7 +716,6 @@ def measured_latency_table(
     never stabilized keeps the prediction. The table's backend is "pytorch": eager PyTorch kernels,
     epilogue unfused (see ``kernel_program``).
     """
-    import torch
 
     from roofline.resolve import resolve
 
@@ -720,7 +731,7 @@ def measured_latency_table(
         f"kernels.microbench on {env['host']}, {env['date']}: torch {env['torch']} eager in a CUDA graph, "
         f"{env['device_name']}"
     )
-    device = torch.device("cuda", torch.cuda.current_device())
+    device = _device()
     measured: dict[str, latency_table.Entry] = {}
     skipped: dict[str, int] = {}
     for kernel in estimate.fused.kernels:

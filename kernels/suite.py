@@ -25,9 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from roofline import gate
-from roofline.gate import Verdict
 from roofline.errors import RooflineError
 from roofline.files import write_text
+from roofline.gate import Verdict
 from roofline.perf_results import Benchmark, PerfResults, incomparable, load_results, write_results
 
 from .benchmark import RunOptions, run

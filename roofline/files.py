@@ -51,5 +51,5 @@ def read_document(path: str | Path, what: str, fmt: str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RooflineError(f"{what} {path} is not valid JSON ({exc}); regenerate it") from None
     if not isinstance(data, dict) or data.get("format") != fmt or data.get("version") != 1:
-        raise RooflineError(f"{path} is not a {fmt} version 1 file")
+        raise RooflineError(f"{path} is not a {fmt} version 1 file; pass the file roofline wrote")
     return data

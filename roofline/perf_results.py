@@ -101,7 +101,9 @@ class Benchmark:
         Utilization = median x flops_per_image / peak_flops (DESIGN.md, "Core
         definitions") when both are known; microbenchmarks pass their own.
         """
-        samples = tuple(float(s) for s in samples)
+        samples = tuple(_positive(s, f"{id} sample") for s in samples)
+        if not samples:
+            raise ValueError(f"{id}: no samples")
         median = float(np.median(samples))
         if utilization is None and flops_per_image and peak_flops:
             utilization = median * flops_per_image / peak_flops
@@ -179,13 +181,16 @@ def _benchmark(key: str, entry: Any) -> Benchmark:
     unit = entry.get("unit")
     if not isinstance(unit, str) or not unit:
         raise ValueError(f"benchmark {key!r} has no unit")
+    flops = _optional_positive(entry, "flops_per_image", f"{key} flops_per_image")
+    peak = _optional_positive(entry, "peak_flops", f"{key} peak_flops")
+    utilization = _optional_positive(entry, "utilization", f"{key} utilization")
+    if flops and peak and utilization and not math.isclose(utilization, median * flops / peak, rel_tol=1e-6):
+        raise ValueError(f"benchmark {key!r}: utilization is not median x flops_per_image / peak_flops")
     known = {"samples", "unit", "median", "spread", "flops_per_image", "peak_flops", "utilization",
              "tolerance", "provenance"}  # fmt: skip
     return Benchmark(
         id=key, samples=samples, unit=unit, median=median, spread=relative_spread(samples),
-        flops_per_image=_optional_positive(entry, "flops_per_image", f"{key} flops_per_image"),
-        peak_flops=_optional_positive(entry, "peak_flops", f"{key} peak_flops"),
-        utilization=_optional_positive(entry, "utilization", f"{key} utilization"),
+        flops_per_image=flops, peak_flops=peak, utilization=utilization,
         tolerance=tolerance, provenance=MappingProxyType(dict(entry.get("provenance") or {})),
         extra=MappingProxyType({k: v for k, v in entry.items() if k not in known}),
     )  # fmt: skip
@@ -202,6 +207,8 @@ def load_results(path: str | Path, what: str = "results file") -> PerfResults:
         missing = [f for f in (*COMPARED_FIELDS, "backends") if f not in environment]
         if missing:
             raise ValueError(f"environment lacks {', '.join(missing)}")
+        if not isinstance(environment["backends"], dict):
+            raise ValueError("environment.backends must be an object of backend versions")
         parsed = {key: _benchmark(key, entry) for key, entry in benchmarks.items()}
     except (KeyError, TypeError, ValueError) as exc:
         raise RooflineError(f"{what} {path} is corrupt ({exc}); re-measure it") from None

@@ -1,0 +1,55 @@
+"""The perf suite on a machine without a GPU: every GPU benchmark skips with a reason,
+and the fresh-process re-run entry point refuses bad input in one line without writing."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import gpu_unavailable_reason
+from kernels.manifest import load_manifest
+
+pytestmark = pytest.mark.analytic
+ROOT = Path(__file__).resolve().parent.parent
+
+needs_no_gpu = pytest.mark.skipif(
+    gpu_unavailable_reason() is None, reason="this machine has a GPU: the suite would run, not skip"
+)
+
+
+def _run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@needs_no_gpu
+def test_gpu_benchmarks_skip_with_a_reason():
+    done = _run("-m", "pytest", "perf_tests", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
+                "--backend", "tensorrt")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+    models = sum(1 for s in load_manifest().values() if s.backend in (None, "tensorrt"))
+    summary = done.stdout.strip().splitlines()[-1]
+    assert f"{models + 1} skipped" in summary and "passed" not in summary and "failed" not in summary
+    assert "no CUDA GPU visible" in done.stdout
+
+
+@needs_no_gpu
+def test_rerun_entry_point_without_a_gpu(tmp_path):
+    out = tmp_path / "rerun.json"
+    done = _run("-m", "kernels.benchmark", "resnet50-b1-torch", "--out", str(out))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "no CUDA GPU visible" in done.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nonesuch-b1-torch"], "unknown benchmark 'nonesuch-b1-torch'"),
+        (["--manifest", "none.toml", "x"], "does not exist"),
+    ],
+)
+def test_rerun_entry_point_bad_input(tmp_path, args, message):
+    out = tmp_path / "rerun.json"
+    done = _run("-m", "kernels.benchmark", *args, "--out", str(out))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr
+    assert not out.exists()
