@@ -1,6 +1,5 @@
-"""Code that runs on a GPU: timing, calibration microbenchmarks, runtime backends
-(TensorRT, ONNX Runtime, PyTorch) and NVML telemetry.
-
-Empty for now: the measurement harness is a later issue. It will write the
-calibration files that ``roofline.gpus.load_calibration`` reads.
+"""Code that runs on a GPU: timing (``timing``), runtime backends (``backends``: TensorRT,
+ONNX Runtime, PyTorch), NVML telemetry (``telemetry``), the microbenchmarks that calibrate the
+roofline (``microbench``, ``python -m kernels.calibrate``), and the regression suite's session
+(``manifest``, ``benchmark``, ``suite``). Importing it needs no GPU; measuring does.
 """
