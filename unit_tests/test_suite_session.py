@@ -42,8 +42,9 @@ def measured(monkeypatch):
 
 def session(tmp_path, update=False, env=ENV):
     return suite.Session(
-        environment=dict(env), baseline_path=tmp_path / "h100-sxm.json", results_path=tmp_path / "results.json",
-        options=RunOptions(), manifest=tmp_path / "unused.toml", update=update, confirm=False,
+        environment=dict(env), baseline_path=tmp_path / "h100-sxm.json",
+        results_path=tmp_path / "results.json", options=RunOptions(), manifest=tmp_path / "unused.toml",
+        update=update, confirm=False,
     )  # fmt: skip
 
 
@@ -58,7 +59,8 @@ def test_no_baseline_is_not_comparable_and_says_how_to_record_one(tmp_path, meas
     text = s.finish()
     assert "not_comparable" in text and (tmp_path / "results.json").exists()
     assert (tmp_path / "results-summary.txt").read_text().strip() == text
-    assert load_results(tmp_path / "results.json").benchmarks[BID].extra["verdict"]["verdict"] == "not_comparable"
+    recorded = load_results(tmp_path / "results.json").benchmarks[BID].extra
+    assert recorded["verdict"]["verdict"] == "not_comparable"
 
 
 def test_update_writes_only_benchmarks_whose_two_runs_agree(tmp_path, measured):
@@ -70,7 +72,7 @@ def test_update_writes_only_benchmarks_whose_two_runs_agree(tmp_path, measured):
     notes = s.finish()
     baseline = load_results(tmp_path / "h100-sxm.json")
     assert set(baseline.benchmarks) == {BID}
-    assert "verdict" not in baseline.benchmarks[BID].extra and "update_refused" not in baseline.benchmarks[BID].extra
+    assert not {"verdict", "update_refused"} & set(baseline.benchmarks[BID].extra)
     assert f"baseline NOT updated for {other}" in notes and "wrote 1 benchmarks" in notes
 
 
