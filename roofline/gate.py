@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from scipy.stats import mannwhitneyu
 from tabulate import tabulate
 
 from .errors import RooflineError
@@ -158,6 +157,8 @@ def _shift(metric: str, base, now, change: float, threshold: float, alpha: float
     if abs(change) <= threshold:
         return _Shift(metric, change, None, False)
     alternative = "less" if change < 0 else "greater"
+    from scipy.stats import mannwhitneyu  # scipy.stats takes ~0.5 s to import; only the gate needs it
+
     p = float(mannwhitneyu(now, base, alternative=alternative).pvalue)
     return _Shift(metric, change, p, p < alpha)
 
@@ -242,6 +243,8 @@ def agree(first: Benchmark, second: Benchmark, rule: Rule = DEFAULT_RULE) -> str
     change = (second.median - first.median) / first.median
     if abs(change) > threshold:
         return f"the two measurements differ by {change:+.1%}, beyond {how}"
+    from scipy.stats import mannwhitneyu
+
     p = float(mannwhitneyu(second.samples, first.samples, alternative="two-sided").pvalue)
     if p < rule.alpha:
         return f"the two measurements are shifted ({change:+.1%}, p={p:.2g} < {rule.alpha:g})"
