@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import socket
 import subprocess
@@ -51,6 +52,7 @@ class RunOptions:
     dtype: str | None = None  # override every model benchmark's dtype (e.g. fp32 to force a slowdown)
     cuda_graph: bool = True
     strict_power: bool = False
+    parent_pid: int | None = None  # a confirmation re-run's parent, whose CUDA context shares the GPU
     backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
@@ -66,7 +68,11 @@ class RunOptions:
             args.append("--no-cuda-graph")
         if self.strict_power:
             args.append("--strict-power")
-        return args
+        return [*args, "--parent-pid", str(os.getpid())]
+
+    def sampler(self) -> telemetry.Sampler:
+        own = {os.getpid()} | ({self.parent_pid} if self.parent_pid else set())
+        return telemetry.Sampler(self.device, own_pids=own, strict_power=self.strict_power)
 
 
 def provenance() -> dict[str, str]:
@@ -121,9 +127,9 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         kwargs["cuda_graph"] = False
     backend = require(spec.backend)(**kwargs)
     say(f"{spec.id}: building {spec.backend} engine")
-    backend.build(ModelSpec(spec.source, spec.resolution, spec.batch, spec.dtype), options.cache_dir)
     try:
-        with telemetry.Sampler(options.device, strict_power=options.strict_power) as sampler:
+        backend.build(ModelSpec(spec.source, spec.resolution, spec.batch, spec.dtype), options.cache_dir)
+        with options.sampler() as sampler:
             m = measure(backend.launch, backend.stream, spec.batch, options.timing, say)
         description = backend.describe()
     finally:
@@ -166,7 +172,7 @@ def _energy_per_item(telem: telemetry.Telemetry, items_s: float) -> float | None
 def _micro(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
     from . import microbench
 
-    with telemetry.Sampler(options.device, strict_power=options.strict_power) as sampler:
+    with options.sampler() as sampler:
         if spec.kind == "gemm":
             result = microbench.gemm(spec.dtype, spec.params["size"], options.timing, say)
         else:
@@ -209,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cuda-graph", action="store_true", help="launch without CUDA graphs")
     parser.add_argument("--strict-power", action="store_true", help="power capping also invalidates a run")
     parser.add_argument("--quick", action="store_true", help="short warmup and windows (smoke runs)")
+    parser.add_argument("--parent-pid", type=int, help="a process of ours that also holds the GPU")
     args = parser.parse_args(argv)
     try:
         specs = load_manifest(args.manifest)
@@ -220,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         options = RunOptions(
             timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
             calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
-            strict_power=args.strict_power,
+            strict_power=args.strict_power, parent_pid=args.parent_pid,
         )  # fmt: skip
         reason = backend_class("torch").unavailable_reason()
         if reason:

@@ -285,9 +285,10 @@ def _foreign_processes(
     """(foreign processes, invalid reasons, warnings) under the process rule.
 
     NVML reports host PIDs (``nvmlProcessInfo_t.pid``), so inside a container our own pid usually does not
-    appear. Rule: if one of ``own_pids`` is listed, every other pid is foreign. If none is, and exactly one
-    pid was listed over the whole run, it is taken to be ours (the assumption is stated in a warning). If
-    several were listed, none can be told apart as ours, so all are foreign: the run is invalid rather than
+    appear. Rule: if one of ``own_pids`` is listed, every other pid is foreign. If none is, and no more pids
+    were listed over the whole run than ``own_pids`` holds (one, or two for a confirmation re-run whose
+    parent also holds a CUDA context), they are taken to be ours (the assumption is stated in a warning).
+    If more were listed, none can be told apart as ours, so all are foreign: the run is invalid rather than
     silently trusted.
     """
     readable = [s for s in samples if s.processes is not None]
@@ -305,12 +306,12 @@ def _foreign_processes(
             "NVML listed no process on the GPU during the run, not even this one (a container's PID "
             "namespace can hide them): other processes on the GPU could not be ruled out"
         )
-    elif len(seen) == 1:
-        (only,) = seen.values()
+    elif len(seen) <= max(1, len(own)):
+        listed = ", ".join(p.describe() for p in seen.values())
         foreign = []
         warnings.append(
             f"this process (pid {_pids(own)}) is not in NVML's process list, which holds host PIDs (a "
-            f"container's pids differ); assuming the only process listed, {only.describe()}, is this one"
+            f"container's pids differ); assuming the processes listed, {listed}, are ours"
         )
     else:
         foreign = [p for _, p in sorted(seen.items())]

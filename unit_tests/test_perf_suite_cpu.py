@@ -53,3 +53,19 @@ def test_rerun_entry_point_bad_input(tmp_path, args, message):
     done = _run("-m", "kernels.benchmark", *args, "--out", str(out))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("visible", "worker", "pinned"), [("3,5", 0, "3"), ("3,5", 1, "5"), ("3,5", 2, "3")])
+def test_xdist_workers_take_one_visible_gpu_each(monkeypatch, visible, worker, pinned):
+    import conftest
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    conftest._pin_worker_gpu(worker)
+    assert conftest.os.environ["CUDA_VISIBLE_DEVICES"] == pinned
+
+
+@needs_no_gpu
+def test_xdist_auto_uses_one_worker_without_a_gpu():
+    import conftest
+
+    assert conftest.pytest_xdist_auto_num_workers(None) == 1

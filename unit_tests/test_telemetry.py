@@ -184,6 +184,16 @@ def test_container_several_processes_are_all_foreign():
     assert "pid 5555, pid 6666" in reason and f"(pid {OWN}) is not among them" in reason
 
 
+def test_confirmation_rerun_in_a_container_expects_its_parent_too():
+    # The re-run's parent (the pytest process) holds a CUDA context on the same GPU.
+    one, two, three = GpuProcess(5555), GpuProcess(6666), GpuProcess(7777)
+    samples = make_samples([0] * 3, processes=[(one, two)])
+    rerun = summarize(samples, own_pids={OWN, OWN + 1}, energy_j=1.0, duration_s=1.0)
+    assert rerun.invalid_reasons == () and "assuming" in rerun.warnings[0]
+    crowded = make_samples([0] * 3, processes=[(one, two, three)])
+    assert summarize(crowded, own_pids={OWN, OWN + 1}, energy_j=1.0, duration_s=1.0).invalid_reasons
+
+
 def test_unreadable_or_empty_process_list_is_a_warning():
     unreadable = run(make_samples([0] * 3, processes=[None]))
     assert unreadable.invalid_reasons == ()
