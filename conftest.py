@@ -139,7 +139,7 @@ def _say(config):
 @pytest.fixture(scope="session")
 def perf_session(request):
     """The session's measurements, baseline and gate (one per xdist worker)."""
-    from kernels.benchmark import QUICK, RunOptions, environment
+    from kernels.benchmark import QUICK, RunOptions, environment, gpu_of
     from kernels.suite import Session
     from kernels.timing import TimingConfig
     from roofline.errors import RooflineError
@@ -156,13 +156,13 @@ def perf_session(request):
     try:
         env = environment(0, REGISTRY)
         session = Session(
-            environment=env, baseline_path=config.getoption("--baseline-dir") / f"{env['gpu_key']}.json",
+            environment=env, baseline_path=config.getoption("--baseline-dir") / f"{gpu_of(env).key}.json",
             results_path=results.with_name(f"{results.name}.{worker}") if worker else results,
             options=options, manifest=config.getoption("--manifest"),
             update=config.getoption("--update-baselines"), confirm=not config.getoption("--no-confirm"),
             say=_say(config),
         )  # fmt: skip
-    except RooflineError as exc:
+    except (RooflineError, RuntimeError) as exc:  # RuntimeError: telemetry found no GPU to describe
         pytest.exit(f"perf suite cannot start: {exc}", returncode=2)
     config.stash[SESSION] = session
     return session

@@ -103,7 +103,8 @@ def environment(device: int, backends: Iterable[str]) -> dict[str, Any]:
     return env
 
 
-def _gpu(env: Mapping[str, Any]) -> GPU:
+def gpu_of(env: Mapping[str, Any]) -> GPU:
+    """The database GPU of an environment fingerprint; one-line error when it is not in the database."""
     if not env.get("gpu_key"):
         raise RooflineError(
             f"{env.get('gpu_name')} is not in the GPU database: add it to roofline/data/gpus.toml"
@@ -197,7 +198,7 @@ def run(
     """Measure ``spec`` on this machine's device ``options.device`` (described by ``env``)."""
     if options.dtype and spec.kind == "model":
         spec = replace(spec, dtype=options.dtype)
-    gpu = _gpu(env)
+    gpu = gpu_of(env)
     return (_model if spec.kind == "model" else _micro)(spec, options, gpu, say)
 
 
