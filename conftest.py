@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.backends.base import REGISTRY
+from kernels.backends.base import REGISTRY, cuda_unavailable_reason
 from kernels.manifest import DEFAULT_MANIFEST, ManifestError, load_manifest
 
 ROOT = Path(__file__).resolve().parent
@@ -30,16 +30,7 @@ SESSION = pytest.StashKey()  # kernels.suite.Session of this process
 SUMMARY = pytest.StashKey()  # the end-of-session table
 
 
-@functools.cache
-def gpu_unavailable_reason() -> str | None:
-    """None if an NVIDIA GPU is usable, else why not."""
-    try:
-        import torch
-    except ImportError:
-        return "torch is not installed (pip install -e '.[torch]')"
-    if not torch.cuda.is_available():
-        return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-    return None
+gpu_unavailable_reason = functools.cache(cuda_unavailable_reason)
 
 
 def pytest_addoption(parser):

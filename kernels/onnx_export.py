@@ -38,9 +38,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from roofline import files
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -87,9 +88,7 @@ def export_onnx(
     )
     dynamic_shapes = ({0: torch.export.Dim(BATCH_DIM_NAME, min=1)},) if dynamic_batch else None
 
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", prefix=f".{path.stem}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with files.replacing(path) as tmp:
         torch.onnx.export(
             model,
             (example,),
@@ -108,10 +107,6 @@ def export_onnx(
         expected = ONNX_ELEM_TYPES[dtype]
         if set(found.values()) != {expected}:
             raise RuntimeError(f"exported graph I/O types are {found}, expected all {expected}")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -41,6 +41,11 @@ def write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def read_document(path: str | Path, what: str, fmt: str) -> dict[str, Any]:
     """A JSON file's top-level object, checked to be ``fmt`` version 1 (one-line errors)."""
     path = Path(path)

@@ -24,6 +24,17 @@ REGISTRY = {
 }
 
 
+def cuda_unavailable_reason() -> str | None:
+    """None when torch sees a CUDA GPU (every backend allocates its buffers with torch), else why not."""
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed (pip install 'roofline[torch]')"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU visible (torch.cuda.is_available() is False)"
+    return None
+
+
 class BackendUnavailable(RuntimeError):
     """The backend's runtime is not installed or cannot run here; the message says why."""
 

@@ -71,7 +71,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, BackendUnavailable, ModelSpec
+from .base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -301,13 +301,7 @@ class OnnxRuntimeBackend(Backend):
         reason = provider_unavailable_reason("cuda", ort.get_available_providers())
         if reason:
             return reason
-        try:
-            import torch
-        except ImportError:
-            return "torch is not installed (pip install 'roofline[torch]'): it allocates the bound buffers"
-        if not torch.cuda.is_available():
-            return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        return None
+        return cuda_unavailable_reason()
 
     @classmethod
     def version(cls) -> str:

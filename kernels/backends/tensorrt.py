@@ -53,15 +53,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .base import Backend, BackendUnavailable, ModelSpec
+from roofline import files
+
+from .base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
 
 MIN_TRT_MAJOR = 10  # the name-based tensor API (set_tensor_address, execute_async_v3) is 10.x's
 DEFAULT_WORKSPACE_BYTES = 4 << 30
@@ -293,19 +293,6 @@ class LayerTimeAccumulator:
         return {name: total / self.count[name] / 1e3 for name, total in self.total_ms.items()}
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file in the same directory, then ``os.replace``: readers see old or new."""
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -379,13 +366,7 @@ class TensorRTBackend(Backend):
                 return f"tensorrt {trt.__version__} is too old: need >= {MIN_TRT_MAJOR}"
         except ValueError:
             return f"tensorrt reports an unreadable version {trt.__version__!r}"
-        try:
-            import torch
-        except ImportError:
-            return "torch is not installed (pip install 'roofline[torch]'): it allocates the buffers"
-        if not torch.cuda.is_available():
-            return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        return None
+        return cuda_unavailable_reason()
 
     @classmethod
     def version(cls) -> str:
@@ -434,9 +415,9 @@ class TensorRTBackend(Backend):
         else:
             timing_path = engine_dir / timing_cache_name(version, props.name, cc)
             plan = self._build_plan(trt, logger, onnx_path, INPUT_NAME, path, profile, verbosity, timing_path)
-            _atomic_write(engine_path, plan)
+            files.write_bytes(engine_path, plan)
             payload = engine_cache_payload(onnx_hash, version, props.name, cc, flags)
-            _atomic_write(engine_path.with_suffix(".json"), json.dumps(payload, indent=2, sort_keys=True))
+            files.write_text(engine_path.with_suffix(".json"), json.dumps(payload, indent=2, sort_keys=True))
 
         # The runtime must outlive the engine and the engine its contexts: keep all three.
         self.runtime = trt.Runtime(logger)
@@ -477,7 +458,9 @@ class TensorRTBackend(Backend):
             inspector = self.engine.create_engine_inspector()
             inspector.execution_context = self.context  # resolves shapes and formats in the report
             inspector_path = engine_path.with_suffix(".layers.json")
-            _atomic_write(inspector_path, inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+            files.write_text(
+                inspector_path, inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+            )
 
         self._info = {
             "precision_path": path.name,
@@ -546,7 +529,7 @@ class TensorRTBackend(Backend):
             raise RuntimeError(
                 f"TensorRT failed to build an engine from {onnx_path.name} (see the log above)"
             )
-        _atomic_write(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
+        files.write_bytes(timing_path, bytes(memoryview(config.get_timing_cache().serialize())))
         return bytes(memoryview(plan))
 
     def _bind(

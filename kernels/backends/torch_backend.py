@@ -20,7 +20,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, ModelSpec
+from .base import Backend, ModelSpec, cuda_unavailable_reason
 
 TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 WARMUP_ITERATIONS = 3
@@ -38,13 +38,7 @@ class TorchBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import torch
-        except ImportError:
-            return "torch is not installed (pip install 'roofline[torch]')"
-        if not torch.cuda.is_available():
-            return "no CUDA GPU visible (torch.cuda.is_available() is False)"
-        return None
+        return cuda_unavailable_reason()
 
     @classmethod
     def version(cls) -> str:
