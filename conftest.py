@@ -63,6 +63,14 @@ def pytest_configure(config):
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         _pin_worker_gpu(int(worker["workerid"].removeprefix("gw")))
+    else:  # a crashed earlier run may have left xdist workers' partial results behind
+        for stale in _worker_parts(config):
+            stale.unlink()
+
+
+def _worker_parts(config) -> list[Path]:
+    results = config.getoption("--perf-results")
+    return sorted(results.parent.glob(f"{results.name}.gw*"))
 
 
 def _pin_worker_gpu(index: int) -> None:
@@ -175,7 +183,7 @@ def perf(perf_session, benchmark, request):
         benchmark.extra_info.update(entry.to_dict())
         verdict = perf_session.judge(entry)
         benchmark.extra_info["verdict"] = verdict.to_dict()
-        if verdict.verdict == "regression":
+        if verdict.verdict == "regression" and not perf_session.update:
             pytest.fail(f"{spec.id}: regression confirmed: {verdict.reason}", pytrace=False)
         if verdict.verdict in ("invalid", "not_comparable"):
             pytest.skip(f"{verdict.verdict.upper()}: {verdict.reason}")
@@ -199,8 +207,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _controller_session(config):
     """Under xdist, a session made of the workers' partial results files (None when there are none)."""
-    results = config.getoption("--perf-results")
-    parts = sorted(results.parent.glob(f"{results.name}.gw*"))
+    parts = _worker_parts(config)
     if not parts:
         return None
     from kernels.benchmark import RunOptions
@@ -210,8 +217,8 @@ def _controller_session(config):
     env = dict(load_results(parts[0], "worker results").environment)
     session = Session(
         environment=env, baseline_path=config.getoption("--baseline-dir") / f"{env['gpu_key']}.json",
-        results_path=results, options=RunOptions(), manifest=config.getoption("--manifest"),
-        update=config.getoption("--update-baselines"),
+        results_path=config.getoption("--perf-results"), options=RunOptions(),
+        manifest=config.getoption("--manifest"), update=config.getoption("--update-baselines"),
     )  # fmt: skip
     for part in parts:
         session.absorb(part)

@@ -70,8 +70,10 @@ class Session:
         return entry
 
     def judge(self, entry: Benchmark) -> gate.Verdict:
+        """The gate's verdict on ``entry``. While updating baselines it is only reported (no re-run):
+        the update exists to accept a new level."""
         verdict = self._single_run(entry)
-        if verdict.verdict == "regression" and self.confirm:
+        if verdict.verdict == "regression" and self.confirm and not self.update:
             self.say(f"{entry.id}: suspected regression ({verdict.reason}); re-running in a fresh process")
             verdict = gate.confirm(verdict, self._single_run(self._rerun(entry.id)))
         self.results[entry.id] = replace(entry, extra={**entry.extra, VERDICT: verdict.to_dict()})

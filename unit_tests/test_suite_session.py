@@ -143,3 +143,13 @@ def test_failed_confirmation_rerun_is_one_line(tmp_path):
     s = session(tmp_path)
     with pytest.raises(RooflineError, match="confirmation re-run of nonesuch failed"):
         s._rerun("nonesuch")
+
+
+def test_while_updating_a_drop_is_reported_not_rerun(tmp_path, measured):
+    write_results(tmp_path / "h100-sxm.json", PerfResults(ENV, {BID: entry(BID, 5000, 1)}))
+    s = session(tmp_path, update=True)
+    s.confirm = True  # would re-run in a fresh process (and fail here, without a GPU) if not updating
+    measured += [entry(BID, 4000, 2), entry(BID, 4001, 3)]
+    assert s.judge(s.measure(SPECS[BID])).verdict == "regression"
+    s.finish()
+    assert load_results(tmp_path / "h100-sxm.json").benchmarks[BID].median == pytest.approx(4001, rel=0.02)
