@@ -53,6 +53,7 @@ def pytest_addoption(parser):
     group.addoption("--calibration", type=Path, help="achievable peaks (python -m kernels.calibrate)")
     group.addoption("--perf-dtype", help="run every model at this dtype (e.g. fp32, to see the gate fire)")
     group.addoption("--no-cuda-graph", action="store_true", help="launch without CUDA graphs")
+    group.addoption("--torch-compile", action="store_true", help="torch backend: use torch.compile")
     group.addoption("--strict-power", action="store_true", help="power capping also makes a run INVALID")
     group.addoption("--perf-quick", action="store_true", help="short warmup and windows (smoke runs only)")
     group.addoption("--no-confirm", action="store_true", help="skip the fresh-process confirmation re-run")
@@ -150,7 +151,7 @@ def perf_session(request):
         timing=QUICK if config.getoption("--perf-quick") else TimingConfig(),
         cache_dir=config.getoption("--perf-cache"), calibration=config.getoption("--calibration"),
         dtype=config.getoption("--perf-dtype"), cuda_graph=not config.getoption("--no-cuda-graph"),
-        strict_power=config.getoption("--strict-power"),
+        strict_power=config.getoption("--strict-power"), torch_compile=config.getoption("--torch-compile"),
     )  # fmt: skip
     try:
         env = environment(0, REGISTRY)

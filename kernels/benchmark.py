@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,8 @@ class RunOptions:
     dtype: str | None = None  # override every model benchmark's dtype (e.g. fp32 to force a slowdown)
     cuda_graph: bool = True
     strict_power: bool = False
+    torch_compile: bool = False  # the torch backend wraps the model in torch.compile
     parent_pid: int | None = None  # a confirmation re-run's parent, whose CUDA context shares the GPU
-    backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
         """These options as ``python -m kernels.benchmark`` arguments."""
@@ -68,6 +68,8 @@ class RunOptions:
             args.append("--no-cuda-graph")
         if self.strict_power:
             args.append("--strict-power")
+        if self.torch_compile:
+            args.append("--torch-compile")
         return [*args, "--parent-pid", str(os.getpid())]
 
     def sampler(self) -> telemetry.Sampler:
@@ -123,9 +125,9 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
 
     from .timing import measure
 
-    kwargs = dict(options.backend_options.get(spec.backend, {}))
-    if not options.cuda_graph:
-        kwargs["cuda_graph"] = False
+    kwargs = {"cuda_graph": options.cuda_graph}
+    if spec.backend == "torch":
+        kwargs["compile"] = options.torch_compile
     backend = require(spec.backend)(**kwargs)
     say(f"{spec.id}: building {spec.backend} engine")
     try:
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cuda-graph", action="store_true", help="launch without CUDA graphs")
     parser.add_argument("--strict-power", action="store_true", help="power capping also invalidates a run")
     parser.add_argument("--quick", action="store_true", help="short warmup and windows (smoke runs)")
+    parser.add_argument("--torch-compile", action="store_true", help="torch backend: use torch.compile")
     parser.add_argument("--parent-pid", type=int, help="a process of ours that also holds the GPU")
     args = parser.parse_args(argv)
     try:
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         options = RunOptions(
             timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
             calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
-            strict_power=args.strict_power, parent_pid=args.parent_pid,
+            strict_power=args.strict_power, torch_compile=args.torch_compile, parent_pid=args.parent_pid,
         )  # fmt: skip
         reason = backend_class("torch").unavailable_reason()
         if reason:
