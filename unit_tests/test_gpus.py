@@ -5,7 +5,7 @@ import json
 import pytest
 
 from roofline import RooflineError, all_gpus, get_gpu
-from roofline.gpus import achievable_roof, load_calibration
+from roofline.gpus import achievable_roof, load_calibration, match_device
 
 pytestmark = pytest.mark.analytic
 
@@ -80,3 +80,26 @@ def test_calibration_overrides_the_achievable_roof(tmp_path):
 def test_bad_calibration_files(tmp_path, data, match):
     with pytest.raises(RooflineError, match=match):
         load_calibration(write(tmp_path, data), get_gpu("v100"))
+
+
+@pytest.mark.parametrize(
+    ("reported", "cc", "sms", "memory_gib", "key"),
+    [
+        ("NVIDIA H100 80GB HBM3", "9.0", 132, 79.6, "h100-sxm"),
+        ("NVIDIA H100 NVL", "9.0", 132, 93.1, "h100-nvl"),
+        ("NVIDIA H200", "9.0", 132, 139.8, "h200"),
+        ("NVIDIA H100 PCIe", "9.0", 114, 79.6, "h100-pcie"),
+        ("NVIDIA A100-SXM4-40GB", "8.0", 108, 39.4, "a100-sxm4-40gb"),
+        ("NVIDIA A100-PCIE-40GB", "8.0", 108, 39.4, "a100-pcie-40gb"),
+        ("NVIDIA A100-SXM4-80GB", "8.0", 108, 79.2, "a100-sxm4-80gb"),
+        ("Tesla V100-SXM2-16GB", "7.0", 80, 15.8, "v100-sxm2"),
+        ("Tesla V100-PCIE-16GB", "7.0", 80, 15.8, "v100-pcie"),
+    ],
+)
+def test_match_device_tells_skus_of_one_die_apart(reported, cc, sms, memory_gib, key):
+    assert match_device(reported, cc, sms, int(memory_gib * 2**30)).key == key
+
+
+def test_match_device_names_the_data_file_for_an_unknown_gpu():
+    with pytest.raises(RooflineError, match="add it to roofline/data/gpus.toml"):
+        match_device("NVIDIA Future GPU", "12.0", 300, 2**40)

@@ -64,6 +64,7 @@ class TorchBackend(Backend):
         self.model = torch.compile(model, mode="max-autotune-no-cudagraphs") if self.compile else model
         self.input = torch.randn(spec.input_shape, device="cuda", dtype=dtype).contiguous(memory_format=fmt)
         self.stream = torch.cuda.Stream()
+        self.stream.wait_stream(torch.cuda.current_stream())  # the input was written on the default stream
         with torch.inference_mode(), torch.cuda.stream(self.stream):
             for _ in range(WARMUP_ITERATIONS):
                 self.output = self.model(self.input)
