@@ -54,6 +54,7 @@ def pytest_addoption(parser):
     group.addoption("--perf-dtype", help="run every model at this dtype (e.g. fp32, to see the gate fire)")
     group.addoption("--no-cuda-graph", action="store_true", help="launch without CUDA graphs")
     group.addoption("--torch-compile", action="store_true", help="torch backend: use torch.compile")
+    group.addoption("--trt-layers", action="store_true", help="TensorRT: layer times, inspector JSON")
     group.addoption("--strict-power", action="store_true", help="power capping also makes a run INVALID")
     group.addoption("--perf-quick", action="store_true", help="short warmup and windows (smoke runs only)")
     group.addoption("--no-confirm", action="store_true", help="skip the fresh-process confirmation re-run")
@@ -152,6 +153,7 @@ def perf_session(request):
         cache_dir=config.getoption("--perf-cache"), calibration=config.getoption("--calibration"),
         dtype=config.getoption("--perf-dtype"), cuda_graph=not config.getoption("--no-cuda-graph"),
         strict_power=config.getoption("--strict-power"), torch_compile=config.getoption("--torch-compile"),
+        trt_layers=config.getoption("--trt-layers"),
     )  # fmt: skip
     try:
         env = environment(0, REGISTRY)

@@ -53,6 +53,7 @@ class RunOptions:
     cuda_graph: bool = True
     strict_power: bool = False
     torch_compile: bool = False  # the torch backend wraps the model in torch.compile
+    trt_layers: bool = False  # TensorRT: per-layer times (IProfiler) and the engine-inspector JSON
     parent_pid: int | None = None  # a confirmation re-run's parent, whose CUDA context shares the GPU
 
     def argv(self) -> list[str]:
@@ -70,6 +71,8 @@ class RunOptions:
             args.append("--strict-power")
         if self.torch_compile:
             args.append("--torch-compile")
+        if self.trt_layers:
+            args.append("--trt-layers")
         return [*args, "--parent-pid", str(os.getpid())]
 
     def sampler(self) -> telemetry.Sampler:
@@ -128,6 +131,9 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
     kwargs = {"cuda_graph": options.cuda_graph}
     if spec.backend == "torch":
         kwargs["compile"] = options.torch_compile
+    profile_layers = spec.backend == "tensorrt" and options.trt_layers
+    if profile_layers:
+        kwargs.update(profile_layers=True, inspector=True)
     backend = require(spec.backend)(**kwargs)
     say(f"{spec.id}: building {spec.backend} engine")
     try:
@@ -135,6 +141,8 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         with options.sampler() as sampler:
             m = measure(backend.launch, backend.stream, spec.batch, options.timing, say)
         description = backend.describe()
+        # Profiled outside the timed windows: IProfiler runs a second, synchronous, non-graph context.
+        layer_times_s = backend.layer_times() if profile_layers else None
     finally:
         backend.close()
     telem = sampler.telemetry()
@@ -162,6 +170,8 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         "enqueue_bound": m.enqueue_bound, "timing": m.to_dict(), "telemetry": telem.to_dict(),
         "invalid_reason": _invalid(m, telem),
     }  # fmt: skip
+    if layer_times_s is not None:
+        extra["layer_times_s"] = layer_times_s
     return replace(entry, extra=extra)
 
 
@@ -219,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict-power", action="store_true", help="power capping also invalidates a run")
     parser.add_argument("--quick", action="store_true", help="short warmup and windows (smoke runs)")
     parser.add_argument("--torch-compile", action="store_true", help="torch backend: use torch.compile")
+    parser.add_argument("--trt-layers", action="store_true", help="TensorRT: layer times, inspector JSON")
     parser.add_argument("--parent-pid", type=int, help="a process of ours that also holds the GPU")
     args = parser.parse_args(argv)
     try:
@@ -231,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         options = RunOptions(
             timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
             calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
-            strict_power=args.strict_power, torch_compile=args.torch_compile, parent_pid=args.parent_pid,
+            strict_power=args.strict_power, torch_compile=args.torch_compile, trt_layers=args.trt_layers,
+            parent_pid=args.parent_pid,
         )  # fmt: skip
         reason = backend_class("torch").unavailable_reason()
         if reason:
