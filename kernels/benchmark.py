@@ -214,7 +214,7 @@ def run(
     return (_model if spec.kind == "model" else _micro)(spec, options, gpu, say)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m kernels.benchmark", description="Run manifest benchmarks and write a results file."
     )
@@ -231,7 +231,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch-compile", action="store_true", help="torch backend: use torch.compile")
     parser.add_argument("--trt-layers", action="store_true", help="TensorRT: layer times, inspector JSON")
     parser.add_argument("--parent-pid", type=int, help="a process of ours that also holds the GPU")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> RunOptions:
+    """The inverse of ``RunOptions.argv``: the re-run measures exactly as the suite did."""
+    return RunOptions(
+        timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
+        calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
+        strict_power=args.strict_power, torch_compile=args.torch_compile, trt_layers=args.trt_layers,
+        parent_pid=args.parent_pid,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         specs = load_manifest(args.manifest)
         unknown = [i for i in args.ids if i not in specs]
@@ -239,12 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ManifestError(
                 f"unknown benchmark {unknown[0]!r}: the manifest {args.manifest} lists {len(specs)}"
             )
-        options = RunOptions(
-            timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
-            calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
-            strict_power=args.strict_power, torch_compile=args.torch_compile, trt_layers=args.trt_layers,
-            parent_pid=args.parent_pid,
-        )  # fmt: skip
+        options = options_from(args)
         reason = backend_class("torch").unavailable_reason()
         if reason:
             raise BackendUnavailable(reason)

@@ -1,6 +1,8 @@
 """The perf suite on a machine without a GPU: every GPU benchmark skips with a reason,
 and the fresh-process re-run entry point refuses bad input in one line without writing."""
 
+import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import gpu_unavailable_reason
+from kernels import benchmark
+from kernels.benchmark import QUICK, RunOptions
 from kernels.manifest import load_manifest
 
 pytestmark = pytest.mark.analytic
@@ -70,3 +74,25 @@ def test_xdist_auto_uses_one_worker_without_a_gpu():
     import conftest
 
     assert conftest.pytest_xdist_auto_num_workers(None) == 1
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        RunOptions(),
+        RunOptions(
+            timing=QUICK,
+            cache_dir=Path("/tmp/c"),
+            device=1,
+            calibration=Path("cal.json"),
+            dtype="fp32",
+            cuda_graph=False,
+            strict_power=True,
+            torch_compile=True,
+            trt_layers=True,
+        ),
+    ],
+)
+def test_the_rerun_measures_as_the_suite_did(options):
+    args = benchmark.parser().parse_args(["resnet50-b1-torch", "--out", "x.json", *options.argv()])
+    assert benchmark.options_from(args) == dataclasses.replace(options, parent_pid=os.getpid())
