@@ -36,6 +36,8 @@ from roofline.errors import RooflineError
 from roofline.gpus import CALIBRATION_FORMAT, GPU, load_calibration
 from roofline.ir import DTYPE_BYTES
 
+from .benchmark import QUICK, provenance
+from .benchmark import environment as fingerprint
 from .microbench import Result, gemm_dtypes
 from .timing import TimingConfig
 
@@ -43,7 +45,6 @@ from .timing import TimingConfig
 GEMM_TARGET = efficiency.COMPUTE
 COPY_TARGET = efficiency.BANDWIDTH
 #: ``--quick``: the same shape of run with short warmup and windows (a smoke test, not a calibration).
-QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
 QUICK_SIZES = (8192,)
 QUICK_COPY_BYTES = 1 << 28
 SIZES = (4096, 8192, 16384)
@@ -62,7 +63,7 @@ def calibration_document(
 
     ``peak_flops_s[dtype]`` is each GEMM result's median rate and ``dram_bytes_s`` the copy's (the
     achievable roof: DESIGN.md, "Core definitions"); ratio = measured / datasheet. ``environment`` is
-    ``kernels.microbench.environment()``; its ``host`` and ``date`` name the source.
+    ``kernels.benchmark.environment()`` with its ``provenance()``; ``host`` and ``date`` name the source.
     """
     if copy_result.unit != "B/s":
         raise RooflineError(f"the copy result is in {copy_result.unit}, not B/s; pass copy_bandwidth()'s")
@@ -269,7 +270,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise RooflineError(
             "the GPU ran out of memory: another process may hold it (see nvidia-smi); free it or use --quick"
         ) from None
-    environment = {**microbench.environment(args.device), "quick": bool(args.quick)}
+    # The suite's fingerprint (telemetry + torch version) and provenance (host, date, commit).
+    environment = {**fingerprint(args.device, ["torch"]), **provenance(), "quick": args.quick}
     document = calibration_document(gpu, gemms, copy, environment)
     files.write_text(out, json.dumps(document, indent=1) + "\n")
     load_calibration(out, gpu)  # proof that roofline accepts what was written

@@ -23,9 +23,6 @@ everything that measures imports torch lazily and needs a CUDA GPU.
 
 from __future__ import annotations
 
-import datetime
-import platform
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -636,66 +633,6 @@ def kernel_program(kernel: Kernel, batch: int, dtype: str, device: Any) -> Calla
     return program
 
 
-def environment(device: int | None = None) -> dict[str, Any]:
-    """The environment fingerprint of a measurement (DESIGN.md, "Measuring on a GPU").
-
-    Host, date (UTC), Python, torch, CUDA and cuDNN versions, the device as the driver reports it, and,
-    where NVML (nvidia-ml-py) answers, the driver version, SM clocks, power limit and the current clock
-    event (throttle) reasons bitmask.
-    """
-    import torch
-
-    index = torch.cuda.current_device() if device is None else device
-    props = torch.cuda.get_device_properties(index)
-    env: dict[str, Any] = {
-        "host": socket.gethostname(),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(),
-        "device_index": index,
-        "device_name": props.name,
-        "compute_capability": f"{props.major}.{props.minor}",
-        "sms": props.multi_processor_count,
-        "memory_bytes": props.total_memory,
-    }
-    env.update(_nvml(str(props.uuid)))
-    return env
-
-
-def _nvml(uuid: str) -> dict[str, Any]:
-    try:
-        import pynvml
-    except ImportError:
-        return {"nvml": "unavailable: pip install nvidia-ml-py"}
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return {"nvml": f"unavailable: {exc}"}
-    try:
-        # torch's device index and NVML's differ under CUDA_VISIBLE_DEVICES; the UUID does not.
-        handle = pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-        # NVML renamed "throttle reasons" to "clock event reasons"; old bindings lack the new name.
-        reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
-        reasons = reasons or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
-        return {
-            "driver": _text(pynvml.nvmlSystemGetDriverVersion()),
-            "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-            "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
-            "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1e3,
-            "clock_event_reasons": int(reasons(handle)),
-        }
-    except pynvml.NVMLError as exc:
-        return {"nvml": f"partial: {exc}"}
-    finally:
-        pynvml.nvmlShutdown()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def measured_latency_table(
     network: str | Network,
     gpu: GPU,
@@ -726,10 +663,14 @@ def measured_latency_table(
     estimate = evaluate(net, gpu, dtype, batch, calibration=calibration)
     predicted = latency_table.predicted_table(estimate, backend=TABLE_BACKEND)
     say = progress or (lambda _message: None)
-    env = environment()
+    import torch
+
+    from .benchmark import provenance
+
+    made = provenance()
     where = (
-        f"kernels.microbench on {env['host']}, {env['date']}: torch {env['torch']} eager in a CUDA graph, "
-        f"{env['device_name']}"
+        f"kernels.microbench on {made['host']}, {made['date']}: torch {torch.__version__} eager in a CUDA "
+        f"graph, {torch.cuda.get_device_name()}"
     )
     device = _device()
     measured: dict[str, latency_table.Entry] = {}
