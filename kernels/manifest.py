@@ -19,7 +19,6 @@ from roofline.ir import DTYPE_BYTES
 from .backends.base import REGISTRY
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "perf_tests" / "manifest.toml"
-KINDS = ("model", "gemm", "copy")
 FRONTENDS = ("timm", "torchvision")
 
 
@@ -30,7 +29,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class BenchSpec:
     id: str
-    kind: str  # one of KINDS
+    kind: str  # "model", "gemm" or "copy"
     dtype: str = "fp16"
     model: str | None = None  # roofline name: zoo model or timm:/torchvision: spec
     resolution: int | None = None
@@ -54,9 +53,7 @@ def _positive_int(value: Any, where: str) -> int:
 def _model_specs(index: int, table: Mapping, defaults: Mapping) -> list[BenchSpec]:
     where = f"model #{index + 1}"
     name = table.get("name")
-    known = isinstance(name, str) and (
-        name in zoo.ZOO_SOURCES or name.partition(":")[0] in ("timm", "torchvision")
-    )
+    known = isinstance(name, str) and (name in zoo.ZOO_SOURCES or name.partition(":")[0] in FRONTENDS)
     if not known:
         raise ManifestError(
             f"{where}: {name!r} is neither a zoo model (`roofline zoo`) nor timm:/torchvision:NAME"

@@ -34,7 +34,6 @@ REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 INVALID = "invalid"
 NOT_COMPARABLE = "not_comparable"
-VERDICTS = (OK, REGRESSION, IMPROVEMENT, INVALID, NOT_COMPARABLE)
 UPDATE_HINT = "re-measure with --update-baselines"
 
 

@@ -98,6 +98,13 @@ def requested_providers(ep: str) -> list[str]:
     raise ValueError(f"unknown execution provider {ep!r}: choose one of {', '.join(PROVIDERS)}")
 
 
+def _stream_options(user_compute_stream: int | None) -> dict[str, str]:
+    """Run ORT's kernels on our torch stream, so the timing loop's events bracket them."""
+    if user_compute_stream is None:
+        return {}
+    return {"has_user_compute_stream": "1", "user_compute_stream": str(user_compute_stream)}
+
+
 def cuda_provider_options(
     device_id: int, *, cuda_graph: bool, user_compute_stream: int | None = None
 ) -> dict[str, str]:
@@ -107,10 +114,7 @@ def cuda_provider_options(
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "enable_cuda_graph": _flag(cuda_graph),
     }
-    if user_compute_stream is not None:
-        options["has_user_compute_stream"] = "1"
-        options["user_compute_stream"] = str(user_compute_stream)
-    return options
+    return {**options, **_stream_options(user_compute_stream)}
 
 
 def tensorrt_provider_options(
@@ -137,10 +141,7 @@ def tensorrt_provider_options(
         options["trt_max_workspace_size"] = str(workspace_bytes)
     if builder_optimization_level is not None:
         options["trt_builder_optimization_level"] = str(builder_optimization_level)
-    if user_compute_stream is not None:
-        options["has_user_compute_stream"] = "1"
-        options["user_compute_stream"] = str(user_compute_stream)
-    return options
+    return {**options, **_stream_options(user_compute_stream)}
 
 
 def provider_list(
