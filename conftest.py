@@ -215,7 +215,7 @@ def _controller_session(config):
         return None
     from kernels.benchmark import RunOptions
     from kernels.suite import Session
-    from roofline.perf_results import load_results
+    from roofline.perf.results import load_results
 
     env = dict(load_results(parts[0], "worker results").environment)
     session = Session(

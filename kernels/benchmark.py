@@ -1,4 +1,4 @@
-"""Run one benchmark of the manifest and turn it into a results entry (``roofline.perf_results``).
+"""Run one benchmark of the manifest and turn it into a results entry (``roofline.perf.results``).
 
 Used by the pytest suite (``perf_tests/``) and, for the gate's confirmation
 re-run in a fresh process, from the command line::
@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
+from kernels import telemetry
+from kernels.backends.base import BackendUnavailable, ModelSpec, backend_class, require
+from kernels.manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
+from kernels.timing import Measurement, TimingConfig
 from roofline.errors import RooflineError
-from roofline.gpus import GPU, achievable_roof, get_gpu, load_calibration
-from roofline.perf_results import Benchmark, PerfResults, write_results
-
-from . import telemetry
-from .backends.base import BackendUnavailable, ModelSpec, backend_class, require
-from .manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
-from .timing import Measurement, TimingConfig
+from roofline.hardware.gpus import GPU, achievable_roof, get_gpu, load_calibration
+from roofline.perf.results import Benchmark, PerfResults, write_results
 
 QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
 DEFAULT_CACHE = Path(".perf-cache")
@@ -112,7 +111,7 @@ def gpu_of(env: Mapping[str, Any]) -> GPU:
     """The database GPU of an environment fingerprint; one-line error when it is not in the database."""
     if not env.get("gpu_key"):
         raise RooflineError(
-            f"{env.get('gpu_name')} is not in the GPU database: add it to roofline/data/gpus.toml"
+            f"{env.get('gpu_name')} is not in the GPU database: add it to roofline/hardware/data/gpus.toml"
         )
     return get_gpu(env["gpu_key"])
 
@@ -123,10 +122,9 @@ def _invalid(measurement: Measurement, telem: telemetry.Telemetry) -> str | None
 
 
 def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
-    from roofline.predict import evaluate
-    from roofline.resolve import resolve
-
-    from .timing import measure
+    from kernels.timing import measure
+    from roofline.analysis.predict import evaluate
+    from roofline.model.resolve import resolve
 
     kwargs = {"cuda_graph": options.cuda_graph}
     if spec.backend == "torch":
@@ -183,7 +181,7 @@ def _energy_per_item(telem: telemetry.Telemetry, items_s: float) -> float | None
 
 
 def _micro(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], None]) -> Benchmark:
-    from . import microbench
+    from kernels import microbench
 
     with options.sampler() as sampler:
         if spec.kind == "gemm":

@@ -6,7 +6,7 @@ For each dtype (default: every ``kernels.microbench.gemm_dtypes`` entry of the
 device's compute capability that the GPU database also lists a datasheet peak
 for) it runs ``gemm_peak`` (best of several square GEMM sizes), then
 ``copy_bandwidth``. The file (default ``calibration-<gpu key>.json``) has the
-format ``roofline.gpus.load_calibration`` reads, plus, for the record, the
+format ``roofline.hardware.gpus.load_calibration`` reads, plus, for the record, the
 datasheet figures, measured/datasheet ratios, every measurement's samples,
 median and stability, the winning GEMM size and the environment fingerprint.
 It is written atomically and read back with ``load_calibration`` before the
@@ -14,7 +14,7 @@ command reports success; ``roofline analyze MODEL --calibration FILE`` then
 uses it as the achievable roof.
 
 The acceptance targets (GEMM >= 80% of the dense datasheet peak, copy >= 85%
-of the datasheet bandwidth) are the efficiencies ``roofline.efficiency``
+of the datasheet bandwidth) are the efficiencies ``roofline.hardware.efficiency``
 assumes without a calibration: a GPU below them is slower than the uncalibrated
 model thinks. They are reported, never failed on. Progress goes to stderr; bad
 input and a machine without a CUDA GPU exit with status 2 and one line.
@@ -31,17 +31,17 @@ from typing import Any, NoReturn
 
 from tabulate import tabulate
 
-from roofline import efficiency, files
+from kernels.benchmark import QUICK, provenance
+from kernels.benchmark import environment as fingerprint
+from kernels.microbench import Result, gemm_dtypes
+from kernels.timing import TimingConfig
+from roofline import files
+from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
-from roofline.gpus import CALIBRATION_FORMAT, GPU, load_calibration
-from roofline.ir import DTYPE_BYTES
+from roofline.hardware import efficiency
+from roofline.hardware.gpus import CALIBRATION_FORMAT, GPU, load_calibration
 
-from .benchmark import QUICK, provenance
-from .benchmark import environment as fingerprint
-from .microbench import Result, gemm_dtypes
-from .timing import TimingConfig
-
-#: Acceptance targets (see module doc): the default efficiencies of ``roofline.efficiency``.
+#: Acceptance targets (see module doc): the default efficiencies of ``roofline.hardware.efficiency``.
 GEMM_TARGET = efficiency.COMPUTE
 COPY_TARGET = efficiency.BANDWIDTH
 #: ``--quick``: the same shape of run with short warmup and windows (a smoke test, not a calibration).
@@ -59,7 +59,8 @@ def _met(ratio: float | None, target: float) -> bool | None:
 def calibration_document(
     gpu: GPU, gemm_results: Sequence[Result], copy_result: Result, environment: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The calibration file's JSON object (``roofline.gpus.load_calibration`` format, plus the record).
+    """The calibration file's JSON object (``roofline.hardware.calibration.load_calibration`` format,
+    plus the record).
 
     ``peak_flops_s[dtype]`` is each GEMM result's median rate and ``dram_bytes_s`` the copy's (the
     achievable roof: DESIGN.md, "Core definitions"); ratio = measured / datasheet. ``environment`` is
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.device >= torch.cuda.device_count():
         raise RooflineError(f"--device {args.device}: only {torch.cuda.device_count()} CUDA devices visible")
     torch.cuda.set_device(args.device)
-    from . import microbench
+    from kernels import microbench
 
     gpu = microbench.device_gpu(args.device)
     major, minor = torch.cuda.get_device_capability(args.device)

@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roofline import zoo
-from roofline.ir import DTYPE_BYTES
-
-from .backends.base import REGISTRY
+from kernels.backends.base import REGISTRY
+from roofline.dtypes import DTYPE_BYTES
+from roofline.model import zoo
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "perf_tests" / "manifest.toml"
 FRONTENDS = ("timm", "torchvision")

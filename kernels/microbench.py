@@ -5,7 +5,7 @@ Each benchmark keeps its operands on the device, captures its op in a
 semantics notes, "CUDA Graphs", require), and times ``graph.replay`` with
 ``kernels.timing.measure`` on a dedicated ``torch.cuda.Stream`` (DESIGN.md,
 "Measuring on a GPU"). The figures they produce are the *achievable* roof of
-``roofline.gpus``: the best large-GEMM rate per datatype (the utilization
+``roofline.hardware.gpus``: the best large-GEMM rate per datatype (the utilization
 study's peak: V100 100 TFLOP/s achieved vs 125 datasheet) and a STREAM-like
 device-to-device copy bandwidth.
 
@@ -31,19 +31,20 @@ from typing import Any
 
 import numpy as np
 
-from roofline import latency_table
+from kernels.timing import Measurement, TimingConfig, measure
+from roofline.analysis import latency_table
+from roofline.analysis.predict import FusedNetwork, evaluate
+from roofline.analysis.staircase import staircase
+from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
-from roofline.fusion import Kernel
-from roofline.gpus import GPU, match_device
-from roofline.ir import DTYPE_BYTES, Conv, Elementwise, Linear, Network, Norm, scale_batch
-from roofline.predict import FusedNetwork, evaluate
-from roofline.staircase import staircase
-
-from .timing import Measurement, TimingConfig, measure
+from roofline.hardware.gpus import GPU, match_device
+from roofline.model.fusion import Kernel
+from roofline.model.ir import Conv, Elementwise, Linear, Network, Norm, scale_batch
 
 Progress = Callable[[str], None] | None
 
-#: torch dtype attribute per roofline dtype. TF32 is fp32 storage with tensor-core math (``roofline.ir``).
+#: torch dtype attribute per roofline dtype. TF32 is fp32 storage with tensor-core math
+#: (``roofline.dtypes``).
 TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32", "tf32": "float32",
                 "fp8": "float8_e4m3fn"}  # fmt: skip
 #: Report order of GEMM dtypes: the inference dtypes first, IEEE fp32 last.
@@ -52,7 +53,8 @@ GEMM_ORDER = ("fp16", "bf16", "fp8", "tf32", "fp32")
 LAYER_DTYPES = ("fp16", "bf16", "tf32", "fp32")
 #: Eager iterations on a side stream before capture: the CUDA graphs notes warm up with 3.
 CAPTURE_WARMUP_ITERATIONS = 3
-#: Latency tables measured here are of PyTorch eager kernels (``roofline.latency_table`` backend name).
+#: Latency tables measured here are of PyTorch eager kernels (the backend name of
+#: ``roofline.analysis.latency_table``).
 TABLE_BACKEND = "pytorch"
 #: The default timing: 2 s warmup, 10 kept windows of 0.5 s (``kernels.timing.TimingConfig``).
 DEFAULT_TIMING = TimingConfig()
@@ -172,7 +174,8 @@ class Result:
 
 # ------------------------------------------------------------------------------------------ device plumbing
 def device_gpu(device: int | None = None) -> GPU:
-    """The database entry of a CUDA device (default: the current one), via ``roofline.gpus.match_device``."""
+    """The database entry of a CUDA device (default: the current one), via
+    ``roofline.hardware.gpus.match_device``."""
     import torch
 
     props = torch.cuda.get_device_properties(torch.cuda.current_device() if device is None else device)
@@ -415,7 +418,7 @@ class SweepPoint:
 
     width: int
     measured_s: float  # 1 / median launches per second of the graph-captured layer
-    predicted_s: float  # roofline.staircase's latency for the same shape
+    predicted_s: float  # roofline.analysis.staircase's latency for the same shape
     invalid_reason: str | None = None  # the measurement's, when its windows did not stabilize
 
     def __iter__(self) -> Iterator[Any]:
@@ -459,7 +462,8 @@ def predicted_sweep(
     kernel: int = 3,
     calibration: Mapping | None = None,
 ) -> np.ndarray:
-    """``roofline.staircase``'s latency (s) of the sweep's conv at each of ``widths`` (sorted, unique)."""
+    """``roofline.analysis.staircase``'s latency (s) of the sweep's conv at each of ``widths``
+    (sorted, unique)."""
     batch = _positive_int(batch, "batch", "pass e.g. 32")
     values = _widths(widths)
     fused = FusedNetwork.of(sweep_network(in_channels, spatial, kernel, int(values[-1])))
@@ -485,7 +489,7 @@ def conv_width_sweep(
     bias, channels_last, at ``dtype`` (the PyTorch backend's layout; cuDNN autotuned per shape). Each
     width is graph-captured and timed on its own; measured latency = 1 / median launches per second, the
     back-to-back time per launch that a network's sequential kernels see. The prediction is
-    ``roofline.staircase`` for the same shape (``predicted_sweep``), so steps line up width by width.
+    ``roofline.analysis.staircase`` for the same shape (``predicted_sweep``), so steps line up width by width.
     """
     import torch
     import torch.nn.functional as F
@@ -525,7 +529,7 @@ def _check_device(gpu: GPU) -> None:
         )
 
 
-#: The fused activations ``kernel_program`` rebuilds: all of ``roofline.fusion.ACTIVATIONS``. Their
+#: The fused activations ``kernel_program`` rebuilds: all of ``roofline.model.fusion.ACTIVATIONS``. Their
 #: parameters (clamp/hardtanh bounds, leaky_relu slope) are not in the IR; torch's defaults stand in,
 #: which does not change the time of a one-read-one-write elementwise kernel.
 TORCH_ACTIVATIONS = frozenset(
@@ -540,10 +544,10 @@ def unmeasurable_reason(kernel: Kernel) -> str | None:
     """None when ``measured_latency_table`` can rebuild ``kernel`` in torch, else why it stays predicted.
 
     Rebuilt: a conv (1-3 spatial dims, any groups, depthwise included) or linear anchor, then
-    ``roofline.fusion``'s epilogue: a batch norm folded into the anchor's weights (a bias), the
+    ``roofline.model.fusion``'s epilogue: a batch norm folded into the anchor's weights (a bias), the
     activations of ``TORCH_ACTIVATIONS`` and one residual add. Everything else stays predicted:
     pointwise chains, pools, matmuls, softmax, resize, unsupported ops, and conv/linear kernels with an
-    epilogue op outside that list (an activation ``roofline.fusion`` learns later).
+    epilogue op outside that list (an activation ``roofline.model.fusion`` learns later).
     """
     anchor = kernel.anchor
     if isinstance(anchor, Conv):
@@ -566,7 +570,7 @@ def kernel_program(kernel: Kernel, batch: int, dtype: str, device: Any) -> Calla
     """A closure that runs ``kernel`` at ``batch`` in torch (random weights and inputs on ``device``).
 
     The anchor becomes ``F.conv{1,2,3}d`` or ``F.linear``; a batch norm right after it is folded into a
-    bias, as inference engines fold it (``roofline.fusion`` rule 1); activations and the residual add
+    bias, as inference engines fold it (``roofline.model.fusion`` rule 1); activations and the residual add
     follow in the kernel's order. 4-d and 5-d activations and weights are channels-last. PyTorch eager
     runs the epilogue as separate elementwise kernels (cuDNN/cuBLAS fuse no activation here), so a
     measured entry is what PyTorch takes for the fused kernel, not what a fusing engine would.
@@ -645,7 +649,7 @@ def measured_latency_table(
 ) -> latency_table.LatencyTable:
     """A latency table of ``network`` on this GPU: conv/linear kernels measured, the rest predicted.
 
-    Every distinct fused kernel (``roofline.latency_table.kernel_key``) gets the roofline prediction
+    Every distinct fused kernel (``roofline.analysis.latency_table.kernel_key``) gets the roofline prediction
     (``predicted_table``); those ``unmeasurable_reason`` accepts (conv or linear anchor, folded batch
     norm, activations, one residual add) are rebuilt by ``kernel_program``, graph-captured, timed, and
     replace it with ``source="measured"``. latency_s = 1 / median launches per second over the kept
@@ -654,7 +658,7 @@ def measured_latency_table(
     epilogue unfused (see ``kernel_program``).
     """
 
-    from roofline.resolve import resolve
+    from roofline.model.resolve import resolve
 
     _check_dtype(dtype, LAYER_DTYPES, "a measured latency table")
     batch = _positive_int(batch, "batch", "pass e.g. 1 or 32")
@@ -665,7 +669,7 @@ def measured_latency_table(
     say = progress or (lambda _message: None)
     import torch
 
-    from .benchmark import provenance
+    from kernels.benchmark import provenance
 
     made = provenance()
     where = (

@@ -123,7 +123,7 @@ def export_cached(
     """
     import torch
 
-    from .models import instantiate
+    from kernels.models import instantiate
 
     slug = source.replace(":", "-").replace("/", "-")
     path = Path(cache_dir) / "onnx" / f"{slug}-r{resolution}-{dtype}.onnx"

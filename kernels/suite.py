@@ -4,7 +4,7 @@
 decision flow reads top to bottom in one place:
 
 1. ``measure(spec)`` runs a benchmark (twice under ``--update-baselines``,
-   keeping the second run only if ``roofline.gate.agree`` says the two agree).
+   keeping the second run only if ``roofline.perf.gate.agree`` says the two agree).
 2. ``judge(entry)`` applies the single-run gate (size + Mann-Whitney) against the
    baseline entry; a suspected regression is re-measured in a fresh process
    (``python -m kernels.benchmark``) and stands only if that run regresses too.
@@ -24,14 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from roofline import gate
+from kernels.benchmark import RunOptions, run
+from kernels.manifest import BenchSpec
 from roofline.errors import RooflineError
 from roofline.files import write_text
-from roofline.gate import Verdict
-from roofline.perf_results import Benchmark, PerfResults, incomparable, load_results, write_results
-
-from .benchmark import RunOptions, run
-from .manifest import BenchSpec
+from roofline.perf import gate
+from roofline.perf.gate import Verdict
+from roofline.perf.results import Benchmark, PerfResults, incomparable, load_results, write_results
 
 VERDICT = "verdict"
 UPDATE_REFUSED = "update_refused"

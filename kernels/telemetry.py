@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from roofline.errors import RooflineError
-from roofline.gpus import match_device
+from roofline.hardware.gpus import match_device
 
 try:
     import pynvml
@@ -616,7 +616,7 @@ def _torch_cuda_driver_version() -> int | None:
 def environment(device_index: int = 0) -> dict[str, Any]:
     """The static fingerprint of CUDA device ``device_index`` that results files record and compare.
 
-    Keys compared by ``roofline.perf_results.COMPARED_FIELDS``: gpu_name, compute_capability ("9.0"),
+    Keys compared by ``roofline.perf.results.COMPARED_FIELDS``: gpu_name, compute_capability ("9.0"),
     sm_count, memory_total_bytes, driver_version, cuda_driver_version ("12.4"), power_limit_w (the enforced
     limit), max_sm_clock_mhz, max_mem_clock_mhz. Also recorded: gpu_uuid, applications_sm_clock_mhz,
     applications_mem_clock_mhz, cuda_runtime_version, gpu_key (the roofline database entry, None when the

@@ -7,7 +7,7 @@ GPU is missing there cannot be gated. Skips without a GPU (see conftest.py).
 
 import pytest
 
-from roofline.gpus import match_device
+from roofline.hardware.gpus import match_device
 
 pytestmark = pytest.mark.gpu
 
@@ -19,5 +19,6 @@ def test_runner_gpu_is_in_the_database():
     cc = f"{props.major}.{props.minor}"
     gpu = match_device(props.name, cc, props.multi_processor_count, props.total_memory)
     assert gpu.memory_bytes == pytest.approx(props.total_memory, rel=0.1), (
-        f"{props.name} matched {gpu.key}, whose memory differs: add the right SKU to roofline/data/gpus.toml"
+        f"{props.name} matched {gpu.key}, whose memory differs: "
+        "add the right SKU to roofline/hardware/data/gpus.toml"
     )

@@ -40,7 +40,7 @@ def test_conv_width_staircase(perf_session, benchmark, quick):
 def test_measured_latency_table(perf_session, benchmark, quick, tmp_path):
     from kernels.benchmark import gpu_of
     from kernels.microbench import measured_latency_table
-    from roofline import latency_table
+    from roofline.analysis import latency_table
 
     gpu = gpu_of(perf_session.environment)
     table = benchmark.pedantic(

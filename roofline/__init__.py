@@ -4,11 +4,12 @@ Importing this package needs only numpy and tabulate; the torch and ONNX
 frontends import their libraries when called.
 """
 
-from .errors import RooflineError
-from .fusion import Kernel, fuse
-from .gpus import GPU, Roof, all_gpus, get_gpu
-from .ir import DTYPE_BYTES, Layer, Network
-from .predict import Estimate, FusedNetwork, evaluate
+from roofline.analysis.predict import Estimate, FusedNetwork, evaluate
+from roofline.dtypes import DTYPE_BYTES
+from roofline.errors import RooflineError
+from roofline.hardware.gpus import GPU, Roof, all_gpus, get_gpu
+from roofline.model.fusion import Kernel, fuse
+from roofline.model.ir import Layer, Network
 
 __version__ = "0.1.0"
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import RooflineError
+from roofline.errors import RooflineError
 
 
 def check_parent(path: str | Path) -> Path:

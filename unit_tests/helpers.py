@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from roofline import ir
+from roofline.model import ir
 
 
 def conv(name, src, in_shape, out_channels, k, stride=1, pad=None, groups=1, bias=False, dilation=1):
@@ -29,7 +29,7 @@ def ew(name, fn, srcs, shapes, out_shape=None):
 
 def cli_error(capsys, argv) -> str:
     """Run the CLI on bad input, check the contract (exit 2, one line, no traceback), return stderr."""
-    from roofline.cli import main
+    from roofline.cli.main import main
 
     try:
         code = main(argv)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from roofline import DTYPE_BYTES, FusedNetwork, RooflineError, evaluate, get_gpu, ir, zoo
-from roofline.batch import (
+from roofline import DTYPE_BYTES, FusedNetwork, RooflineError, evaluate, get_gpu
+from roofline.analysis.batch import (
     RESERVED_BYTES,
     WORKSPACE_BYTES,
     batch_sweep,
@@ -18,8 +18,9 @@ from roofline.batch import (
     resolve_batch,
     sweep_batches,
 )
-from roofline.builder import NetBuilder
-from roofline.ir import numel
+from roofline.model import ir, zoo
+from roofline.model.builder import NetBuilder
+from roofline.model.ir import numel
 from unit_tests.helpers import conv, ew, network
 
 pytestmark = pytest.mark.analytic

@@ -12,10 +12,11 @@ Run alone with ``nox -s bench``.
 import numpy as np
 import pytest
 
-from roofline import evaluate, get_gpu, zoo
-from roofline.predict import FusedNetwork
-from roofline.staircase import staircase
-from roofline.widths import adjust_widths
+from roofline import evaluate, get_gpu
+from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.staircase import staircase
+from roofline.analysis.widths import adjust_widths
+from roofline.model import zoo
 
 pytestmark = pytest.mark.analytic
 
@@ -43,7 +44,7 @@ def test_bench_zoo_evaluation_prefused(benchmark):
 @pytest.mark.torch
 def test_bench_trace_timm_resnet50(benchmark):
     pytest.importorskip("timm")
-    from roofline.frontends import pytorch
+    from roofline.model.frontends import pytorch
 
     pytorch.from_timm("resnet50")  # warm imports and timm's registry
     net = benchmark.pedantic(pytorch.from_timm, args=("resnet50",), rounds=5, iterations=1)
@@ -67,7 +68,8 @@ def test_bench_width_adjustment_resnet56(benchmark, batch):
 
 def test_bench_zoo_survey_with_figures(benchmark, tmp_path):
     """The README's main job: the whole zoo, folded, with every figure written (target < 20 s)."""
-    from roofline.survey import survey, write_outputs
+    from roofline.cli.survey_outputs import write_outputs
+    from roofline.studies.survey import survey
 
     gpu = get_gpu("v100")
 

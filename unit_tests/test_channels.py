@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import ir, zoo
-from roofline.channels import channel_groups, resize, scale_widths
-from roofline.fusion import fuse
+from roofline.model import ir, zoo
+from roofline.model.channels import channel_groups, resize, scale_widths
+from roofline.model.fusion import fuse
 from unit_tests.helpers import bn, conv, ew, network
 
 pytestmark = pytest.mark.analytic

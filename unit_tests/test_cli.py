@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from roofline.cli import main
+from roofline.cli.main import main
 from unit_tests.helpers import cli_error
 
 pytestmark = pytest.mark.analytic
@@ -95,7 +95,7 @@ def test_console_script_exit_code():
 def test_import_needs_neither_torch_nor_onnx():
     """Nor the slow imports (scipy.stats, matplotlib) that only some commands use."""
     heavy = "{'torch', 'onnx', 'timm', 'scipy.stats', 'matplotlib'}"
-    code = f"import sys, roofline, roofline.cli; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, roofline, roofline.cli.main; print(sorted({heavy} & set(sys.modules)))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from roofline import FusedNetwork, get_gpu, zoo
-from roofline.batch import memory_fit
-from roofline.builder import NetBuilder
-from roofline.cli import main
+from roofline import FusedNetwork, get_gpu
+from roofline.analysis.batch import memory_fit
+from roofline.cli.main import main
+from roofline.model import zoo
+from roofline.model.builder import NetBuilder
 from unit_tests.helpers import cli_error
 
 pytestmark = pytest.mark.analytic

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import FusedNetwork, Network, RooflineError, evaluate, get_gpu, ir, zoo
-from roofline.channels import channel_groups
-from roofline.fold import WIDTH_MULTIPLE, fold, fold_batch
+from roofline import FusedNetwork, Network, RooflineError, evaluate, get_gpu
+from roofline.analysis.fold import WIDTH_MULTIPLE, fold, fold_batch
+from roofline.model import ir, zoo
+from roofline.model.channels import channel_groups
 
 pytestmark = pytest.mark.analytic
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from roofline import fuse, ir
+from roofline import fuse
+from roofline.model import ir
 from unit_tests.helpers import bn, conv, ew, network
 
 pytestmark = pytest.mark.analytic
@@ -82,7 +83,7 @@ def test_residual_add_fuses_into_the_branch_run_last():
 
 
 def test_fusion_never_increases_bytes_on_the_zoo():
-    from roofline import zoo
+    from roofline.model import zoo
 
     for name in ("resnet50", "efficientnet_b0", "dpn68", "hrnet_w18_small", "mobilenetv3_large_100"):
         net = zoo.load(name)

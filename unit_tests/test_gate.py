@@ -1,4 +1,4 @@
-"""The regression gate (roofline.gate): size, significance, re-run confirmation, and its error rates."""
+"""The regression gate (roofline.perf.gate): size, significance, re-run confirmation, and its error rates."""
 
 import math
 
@@ -9,17 +9,8 @@ from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
 from roofline import RooflineError
-from roofline.gate import (
-    Rule,
-    Verdict,
-    agree,
-    compare_files,
-    confirm,
-    exit_code,
-    judge,
-    summary_table,
-)
-from roofline.perf_results import Benchmark, PerfResults, relative_spread
+from roofline.perf.gate import Rule, Verdict, agree, compare_files, confirm, exit_code, judge, summary_table
+from roofline.perf.results import Benchmark, PerfResults, relative_spread
 
 pytestmark = pytest.mark.analytic
 

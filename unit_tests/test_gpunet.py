@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roofline import RooflineError, evaluate, get_gpu
-from roofline.latency_table import Entry, LatencyTable, kernel_key, network_latency
-from roofline.spaces import gpunet as g
+from roofline.analysis.latency_table import Entry, LatencyTable, kernel_key, network_latency
+from roofline.studies.spaces import gpunet as g
 
 pytestmark = pytest.mark.analytic
 

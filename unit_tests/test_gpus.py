@@ -5,7 +5,7 @@ import json
 import pytest
 
 from roofline import RooflineError, all_gpus, get_gpu
-from roofline.gpus import achievable_roof, load_calibration, match_device
+from roofline.hardware.gpus import achievable_roof, load_calibration, match_device
 
 pytestmark = pytest.mark.analytic
 
@@ -101,5 +101,5 @@ def test_match_device_tells_skus_of_one_die_apart(reported, cc, sms, memory_gib,
 
 
 def test_match_device_names_the_data_file_for_an_unknown_gpu():
-    with pytest.raises(RooflineError, match="add it to roofline/data/gpus.toml"):
+    with pytest.raises(RooflineError, match="add it to roofline/hardware/data/gpus.toml"):
         match_device("NVIDIA Future GPU", "12.0", 300, 2**40)

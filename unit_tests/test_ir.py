@@ -2,7 +2,7 @@
 
 import pytest
 
-from roofline import ir
+from roofline.model import ir
 from unit_tests.helpers import conv
 
 pytestmark = pytest.mark.analytic
@@ -81,7 +81,7 @@ def test_layer_round_trips_through_dict():
 
 
 def test_network_saved_at_a_larger_batch_scales_back_to_one():
-    from roofline import zoo
+    from roofline.model import zoo
 
     net = zoo.load("resnet18")
     assert net.with_batch(8).with_batch(1) == net

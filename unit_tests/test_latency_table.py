@@ -6,9 +6,8 @@ from collections import Counter
 
 import pytest
 
-from roofline import RooflineError, evaluate, get_gpu, zoo
-from roofline.ir import Network
-from roofline.latency_table import (
+from roofline import RooflineError, evaluate, get_gpu
+from roofline.analysis.latency_table import (
     Entry,
     LatencyTable,
     kernel_key,
@@ -18,7 +17,9 @@ from roofline.latency_table import (
     predicted_table,
     save,
 )
-from roofline.predict import FusedNetwork
+from roofline.analysis.predict import FusedNetwork
+from roofline.model import zoo
+from roofline.model.ir import Network
 from unit_tests.helpers import ew, network
 
 pytestmark = pytest.mark.analytic

@@ -14,13 +14,14 @@ from kernels import calibrate, microbench
 from kernels.calibrate import calibration_document, summary
 from kernels.microbench import Result, SweepPoint, copy_bytes, gemm_dtypes, gemm_flops
 from kernels.timing import Measurement
-from roofline import RooflineError, evaluate, get_gpu, zoo
-from roofline.cli import main as roofline_main
+from roofline import RooflineError, evaluate, get_gpu
+from roofline.analysis.predict import FusedNetwork
+from roofline.cli.main import main as roofline_main
 from roofline.files import write_text
-from roofline.fusion import ACTIVATIONS
-from roofline.gpus import achievable_roof, load_calibration
-from roofline.ir import Conv, Linear, scale_batch
-from roofline.predict import FusedNetwork
+from roofline.hardware.gpus import achievable_roof, load_calibration
+from roofline.model import zoo
+from roofline.model.fusion import ACTIVATIONS
+from roofline.model.ir import Conv, Linear, scale_batch
 
 pytestmark = pytest.mark.analytic
 

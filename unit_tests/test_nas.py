@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roofline import RooflineError
-from roofline.nas import HARD_W, SOFT_W, approximate_frontier, nas_search, recall, reward
-from roofline.pareto import pareto_front
+from roofline.studies.nas import HARD_W, SOFT_W, approximate_frontier, nas_search, recall, reward
+from roofline.studies.pareto import pareto_front
 
 pytestmark = pytest.mark.analytic
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from roofline import RooflineError, evaluate, get_gpu
-from roofline.latency_table import Entry, LatencyTable, kernel_key, network_latency
-from roofline.spaces import nats
-from roofline.spaces.nats import (
+from roofline.analysis.latency_table import Entry, LatencyTable, kernel_key, network_latency
+from roofline.studies.spaces import nats
+from roofline.studies.spaces.nats import (
     CHANNEL_CHOICES,
     FRONTIER_KINDS,
     SPACE_SIZE,
@@ -262,7 +262,7 @@ def _pool(op: str) -> str:
 def test_matches_the_torch_definition(channels):
     """Parameters, flop_counter FLOPs, and the traced network's prediction equal the builder's."""
     torch = pytest.importorskip("torch")
-    from roofline.frontends.pytorch import flop_counter_total, trace_module
+    from roofline.model.frontends.pytorch import flop_counter_total, trace_module
 
     ch = [int(c) for c in channels.split(":")]
     with torch.device("meta"):
@@ -276,7 +276,7 @@ def test_matches_the_torch_definition(channels):
         a, b = evaluate(traced, gpu, "fp16", batch), evaluate(ours, gpu, "fp16", batch)
         assert a.latency_s == pytest.approx(b.latency_s, rel=1e-12)
         assert a.total_bytes == pytest.approx(b.total_bytes, rel=1e-12)
-        # The builder's head pool is the equivalent 8x8 window (see roofline.spaces.nats.head).
+        # The builder's head pool is the equivalent 8x8 window (see roofline.studies.spaces.nats.head).
         assert [_pool(k.describe()) for k in a.fused.kernels] == [
             _pool(k.describe()) for k in b.fused.kernels
         ]

@@ -30,8 +30,8 @@ torch = pytest.importorskip("torch")
 from onnx import TensorProto, helper  # noqa: E402
 
 from roofline.errors import RooflineError  # noqa: E402
-from roofline.frontends.onnx_graph import from_onnx  # noqa: E402
-from roofline.fusion import fuse  # noqa: E402
+from roofline.model.frontends.onnx_graph import from_onnx  # noqa: E402
+from roofline.model.fusion import fuse  # noqa: E402
 
 pytestmark = [pytest.mark.analytic, pytest.mark.onnx]
 
@@ -41,7 +41,7 @@ CIFAR_MODELS = ("cifar_resnet56", "cifar_vgg16")
 
 def _model(name: str):
     if name in CIFAR_MODELS:
-        from roofline.models.cifar import MODELS
+        from roofline.model.builtin.cifar import MODELS
 
         make, shape = MODELS[name]
         return make(), shape
@@ -76,7 +76,7 @@ def _summary(net) -> dict[str, int]:
 
 
 def test_agrees_with_torch_frontend(exported):
-    from roofline.frontends.pytorch import flop_counter_total, trace_module
+    from roofline.model.frontends.pytorch import flop_counter_total, trace_module
 
     name, model, shape, path = exported
     from_file = from_onnx(path, name=name)

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import RooflineError, pareto
-from roofline.pareto import dominates, pareto_front
+from roofline import RooflineError
+from roofline.studies import pareto
+from roofline.studies.pareto import dominates, pareto_front
 
 pytestmark = pytest.mark.analytic
 
@@ -17,7 +18,7 @@ DIRECTIONS_2D = list(itertools.product([True, False], repeat=2))
 
 
 def brute_force_front(points, maximize):
-    """O(n^2) reference written from the definition, independent of roofline.pareto."""
+    """O(n^2) reference written from the definition, independent of roofline.studies.pareto."""
     points = [tuple(row) for row in np.asarray(points).tolist()]
     k = len(points[0]) if points else 0
     flags = [maximize] * k if isinstance(maximize, bool) else list(maximize)

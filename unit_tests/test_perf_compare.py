@@ -1,4 +1,4 @@
-"""`roofline perf-compare` end to end, and the results files it reads (roofline.perf_results)."""
+"""`roofline perf-compare` end to end, and the results files it reads (roofline.perf.results)."""
 
 import json
 import os
@@ -7,9 +7,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from roofline import perf_results
-from roofline.cli import main
-from roofline.perf_results import COMPARED_FIELDS, Benchmark, PerfResults, load_results, write_results
+from roofline.cli.main import main
+from roofline.perf import results as perf_results
+from roofline.perf.results import COMPARED_FIELDS, Benchmark, PerfResults, load_results, write_results
 from unit_tests.helpers import cli_error
 
 pytestmark = pytest.mark.analytic

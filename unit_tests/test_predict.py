@@ -2,7 +2,9 @@
 
 import pytest
 
-from roofline import RooflineError, efficiency, evaluate, get_gpu, zoo
+from roofline import RooflineError, evaluate, get_gpu
+from roofline.hardware import efficiency
+from roofline.model import zoo
 from unit_tests.helpers import conv, network
 
 pytestmark = pytest.mark.analytic

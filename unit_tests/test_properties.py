@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import all_gpus, fuse, ir, zoo
-from roofline.ir import Network
-from roofline.predict import FusedNetwork, evaluate
+from roofline import all_gpus, fuse
+from roofline.analysis.predict import FusedNetwork, evaluate
+from roofline.model import ir, zoo
+from roofline.model.ir import Network
 from unit_tests.helpers import bn, conv, ew, network
 
 pytestmark = pytest.mark.analytic

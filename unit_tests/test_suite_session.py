@@ -14,7 +14,7 @@ from kernels import suite
 from kernels.benchmark import RunOptions
 from kernels.manifest import load_manifest
 from roofline.errors import RooflineError
-from roofline.perf_results import COMPARED_FIELDS, Benchmark, PerfResults, load_results, write_results
+from roofline.perf.results import COMPARED_FIELDS, Benchmark, PerfResults, load_results, write_results
 
 pytestmark = pytest.mark.analytic
 SPECS = load_manifest()

@@ -6,10 +6,12 @@ import json
 
 import pytest
 
-from roofline import FusedNetwork, RooflineError, get_gpu, zoo
-from roofline.batch import memory_fit
-from roofline.builder import NetBuilder
-from roofline.survey import CSV_COLUMNS, check_out_dir, load_accuracies, markdown, survey, write_outputs
+from roofline import FusedNetwork, RooflineError, get_gpu
+from roofline.analysis.batch import memory_fit
+from roofline.cli.survey_outputs import check_out_dir, markdown, write_outputs
+from roofline.model import zoo
+from roofline.model.builder import NetBuilder
+from roofline.studies.survey import CSV_COLUMNS, load_accuracies, survey
 
 pytestmark = pytest.mark.analytic
 

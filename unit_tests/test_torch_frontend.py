@@ -7,11 +7,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from roofline import zoo  # noqa: E402
-from roofline.cli import main  # noqa: E402
-from roofline.frontends import pytorch  # noqa: E402
-from roofline.models import cifar  # noqa: E402
-from roofline.zoo.build import trace  # noqa: E402
+from roofline.cli.main import main  # noqa: E402
+from roofline.model import zoo  # noqa: E402
+from roofline.model.builtin import cifar  # noqa: E402
+from roofline.model.frontends import pytorch  # noqa: E402
+from roofline.model.zoo.build import trace  # noqa: E402
 
 pytestmark = [pytest.mark.analytic, pytest.mark.torch]
 

@@ -5,11 +5,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import RooflineError, efficiency, evaluate, get_gpu, zoo
-from roofline.predict import FusedNetwork
-from roofline.staircase import staircase
-from roofline.tiles import Tile, gemm_tiles, parse_tile
-from roofline.waves import decompose
+from roofline import RooflineError, evaluate, get_gpu
+from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.staircase import staircase
+from roofline.analysis.waves import decompose
+from roofline.hardware import efficiency
+from roofline.hardware.tiles import Tile, gemm_tiles, parse_tile
+from roofline.model import zoo
 from unit_tests.helpers import conv, network
 
 pytestmark = pytest.mark.analytic

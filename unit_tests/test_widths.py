@@ -2,10 +2,11 @@
 
 import pytest
 
-from roofline import RooflineError, get_gpu, zoo
-from roofline.channels import channel_groups, scale_widths
-from roofline.predict import evaluate
-from roofline.widths import adjust_widths
+from roofline import RooflineError, get_gpu
+from roofline.analysis.predict import evaluate
+from roofline.analysis.widths import adjust_widths
+from roofline.model import zoo
+from roofline.model.channels import channel_groups, scale_widths
 from unit_tests.helpers import bn, conv, ew, network
 
 pytestmark = pytest.mark.analytic

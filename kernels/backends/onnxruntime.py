@@ -71,7 +71,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
+from kernels.backends.base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -317,7 +317,7 @@ class OnnxRuntimeBackend(Backend):
         import onnxruntime as ort
         import torch
 
-        from ..onnx_export import BATCH_DIM_NAME, export_cached, onnx_sha256
+        from kernels.onnx_export import BATCH_DIM_NAME, export_cached, onnx_sha256
 
         if spec.dtype not in SUPPORTED_DTYPES:
             raise ValueError(f"the onnxruntime backend runs {', '.join(SUPPORTED_DTYPES)}, not {spec.dtype}")

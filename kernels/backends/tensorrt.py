@@ -59,9 +59,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from kernels.backends.base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
 from roofline import files
-
-from .base import Backend, BackendUnavailable, ModelSpec, cuda_unavailable_reason
 
 MIN_TRT_MAJOR = 10  # the name-based tensor API (set_tensor_address, execute_async_v3) is 10.x's
 DEFAULT_WORKSPACE_BYTES = 4 << 30
@@ -380,7 +379,7 @@ class TensorRTBackend(Backend):
         import tensorrt as trt
         import torch
 
-        from ..onnx_export import INPUT_NAME, export_cached, onnx_is_fp16, onnx_sha256
+        from kernels.onnx_export import INPUT_NAME, export_cached, onnx_is_fp16, onnx_sha256
 
         if spec.dtype not in SUPPORTED_DTYPES:
             raise ValueError(

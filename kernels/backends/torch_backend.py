@@ -20,7 +20,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, ModelSpec, cuda_unavailable_reason
+from kernels.backends.base import Backend, ModelSpec, cuda_unavailable_reason
 
 TORCH_DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 WARMUP_ITERATIONS = 3
@@ -49,7 +49,7 @@ class TorchBackend(Backend):
     def build(self, spec: ModelSpec, cache_dir: Path) -> None:
         import torch
 
-        from ..models import instantiate
+        from kernels.models import instantiate
 
         if spec.dtype not in TORCH_DTYPES:
             raise ValueError(f"the torch backend runs {', '.join(TORCH_DTYPES)}, not {spec.dtype}")

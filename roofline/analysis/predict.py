@@ -1,0 +1,287 @@
+"""Roofline evaluation of a fused network on one GPU, datatype and batch.
+
+Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
+"Core definitions" and "Waves and the tail effect"):
+
+    AI_k     = FLOPs_k / bytes_k
+    time_k   = max(FLOPs_k / (P x q_k), bytes_k / B) + t_launch
+    bound_k  = "compute" if FLOPs_k / (P x q_k) >= bytes_k / B else "memory"
+
+where P and B are the achievable roof (``roofline.hardware.gpus.achievable_roof``),
+t_launch is ``roofline.hardware.efficiency.KERNEL_OVERHEAD_S`` and q_k is the wave
+model's tile x tail efficiency (``roofline.analysis.waves``): compute time is waves x
+time per wave. With ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
+another, as in an engine's single stream, so for the network
+
+    latency      = sum_k time_k
+    throughput   = batch x images_per_sample / latency   (images/s; f per sample when folded)
+    achieved     = FLOPs_per_image x throughput          (FLOP/s)
+    utilization  = achieved / peak                        (DESIGN.md)
+    AI           = sum_k FLOPs_k / sum_k bytes_k
+
+The "peak" of utilization and CMR is the datasheet roof unless the caller
+asks for the achievable one; the result always names it.
+
+Batch enters only through the byte and FLOP counts: activations scale with it
+and weights are read once per batch, so per-kernel arrays at batch 1 are
+rescaled instead of rebuilding the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from roofline.analysis.waves import Grid, WaveStats, decompose, work_of
+from roofline.dtypes import DTYPE_BYTES
+from roofline.errors import RooflineError
+from roofline.hardware import efficiency
+from roofline.hardware.gpus import GPU, Roof, achievable_roof
+from roofline.hardware.tiles import Tile
+from roofline.model.fusion import Kernel, fuse
+from roofline.model.ir import Network, numel
+
+PEAK_KINDS = ("datasheet", "achievable")
+
+
+@dataclass(frozen=True)
+class FusedNetwork:
+    """A network's kernels with their batch-1 counts as arrays."""
+
+    network: Network
+    kernels: tuple[Kernel, ...]
+    flops: np.ndarray  # per kernel, per image
+    activation_elems: np.ndarray  # per kernel, per image
+    weight_elems: np.ndarray  # per kernel, once per batch
+    grid: Grid  # per kernel, how its work is cut into blocks
+
+    @classmethod
+    def of(cls, network: Network) -> FusedNetwork:
+        per_image = network.with_batch(1)
+        kernels = fuse(per_image)
+        return cls(
+            network=per_image,
+            kernels=kernels,
+            flops=np.array([k.flops() for k in kernels], dtype=np.float64),
+            activation_elems=np.array(
+                [sum(numel(s) for _, s in k.inputs) + numel(k.output_shape) for k in kernels],
+                dtype=np.float64,
+            ),
+            weight_elems=np.array([k.weight_elems for k in kernels], dtype=np.float64),
+            grid=Grid.of([work_of(k) for k in kernels]),
+        )
+
+    def bytes(self, batch: int, dtype_bytes: int) -> np.ndarray:
+        return (self.activation_elems * batch + self.weight_elems) * dtype_bytes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The roofline prediction of one network at one (GPU, dtype, batch)."""
+
+    fused: FusedNetwork
+    gpu: GPU
+    dtype: str
+    batch: int
+    model_roof: Roof  # the roof that times kernels
+    peak: Roof  # the roof that utilization and CMR refer to
+    flops: np.ndarray
+    bytes: np.ndarray
+    compute_s: np.ndarray
+    time_s: np.ndarray
+    waves: WaveStats | None  # None for the flat roofline
+
+    @property
+    def network(self) -> Network:
+        return self.fused.network
+
+    @cached_property
+    def total_flops(self) -> float:
+        return float(self.flops.sum())
+
+    @cached_property
+    def total_bytes(self) -> float:
+        return float(self.bytes.sum())
+
+    @property
+    def arithmetic_intensity(self) -> float:
+        return self.total_flops / self.total_bytes
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.arithmetic_intensity >= self.peak.cmr else "memory"
+
+    @cached_property
+    def latency_s(self) -> float:
+        return float(self.time_s.sum())
+
+    @property
+    def images(self) -> int:
+        """Images per batch: a folded network's sample holds several."""
+        return self.batch * self.network.images_per_sample
+
+    @property
+    def flops_per_image(self) -> float:
+        ips = self.network.images_per_sample
+        return self.network.flops() / ips if ips > 1 else self.network.flops()
+
+    @property
+    def throughput_img_s(self) -> float:
+        return self.images / self.latency_s
+
+    @property
+    def achieved_flops_s(self) -> float:
+        return self.total_flops / self.latency_s
+
+    @property
+    def utilization(self) -> float:
+        return self.achieved_flops_s / self.peak.flops_s
+
+    def kernel_ai(self) -> np.ndarray:
+        return self.flops / self.bytes
+
+    def kernel_bound(self) -> list[str]:
+        compute = self.compute_s >= self.bytes / self.model_roof.dram_bytes_s
+        return ["compute" if c and f > 0 else "memory" for c, f in zip(compute, self.flops, strict=True)]
+
+    def to_dict(self, layers: bool = True) -> dict[str, Any]:
+        net = self.network
+        ips = net.images_per_sample
+        out: dict[str, Any] = {
+            "model": net.name,
+            "source": net.source,
+            "gpu": self.gpu.key,
+            "gpu_name": self.gpu.name,
+            "dtype": self.dtype,
+            "batch": self.batch,
+            "resolution": net.resolution,
+            "images_per_sample": ips,
+            "flops_per_image": self.flops_per_image,
+            "macs_per_image": net.macs() / ips if ips > 1 else net.macs(),
+            "elementwise_ops_per_image": sum(k.elementwise_ops() for k in self.fused.kernels),
+            "params": net.params(),
+            "bytes": self.total_bytes,
+            "arithmetic_intensity": self.arithmetic_intensity,
+            "cmr": self.peak.cmr,
+            "bound": self.bound,
+            "kernels": len(self.fused.kernels),
+            "predicted": {
+                "latency_s": self.latency_s,
+                "throughput_img_s": self.throughput_img_s,
+                "tflops": self.achieved_flops_s / 1e12,
+                "utilization": self.utilization,
+            },
+            "peak": self.peak.to_dict(),
+            "model_roof": self.model_roof.to_dict(),
+            "kernel_overhead_s": efficiency.KERNEL_OVERHEAD_S,
+            "wave_model": self.waves is not None,
+            "unsupported_ops": dict(net.unsupported_ops),
+        }
+        if layers:
+            ai, bound = self.kernel_ai(), self.kernel_bound()
+            out["layers"] = [
+                {
+                    "name": k.name,
+                    "op": k.describe(),
+                    "fused": [layer.name for layer in k.fused],
+                    "flops": float(self.flops[i]),
+                    "bytes": float(self.bytes[i]),
+                    "arithmetic_intensity": float(ai[i]),
+                    "bound": bound[i],
+                    "time_s": float(self.time_s[i]),
+                    **(self.waves.row(i) if self.waves is not None else {}),
+                }
+                for i, k in enumerate(self.fused.kernels)
+            ]
+        return out
+
+
+def check_setting(dtype: str, batch: int, peak: str = "datasheet") -> None:
+    """One-line errors for a bad dtype, batch or peak kind, shared by every evaluator."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise RooflineError(f"batch must be a positive integer, got {batch!r}")
+    if peak not in PEAK_KINDS:
+        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
+    if dtype not in DTYPE_BYTES:
+        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+
+
+def peak_roof(gpu: GPU, dtype: str, peak: str, model_roof: Roof) -> Roof:
+    """The roof utilization and CMR refer to: the datasheet, or the achievable roof that times kernels."""
+    return model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
+
+
+def evaluate(
+    network: Network | FusedNetwork,
+    gpu: GPU,
+    dtype: str = "fp16",
+    batch: int = 1,
+    *,
+    peak: str = "datasheet",
+    calibration: Mapping | None = None,
+    waves: bool = True,
+    tile: Tile | None = None,
+    blocks_per_sm: int | None = None,
+) -> Estimate:
+    """Predict ``network`` on ``gpu`` at ``dtype`` and ``batch`` (see module doc).
+
+    ``tile`` and ``blocks_per_sm`` fix the GEMM kernels' block mapping instead
+    of the heuristic in ``roofline.analysis.waves``; they need ``waves``.
+    """
+    check_setting(dtype, batch, peak)
+    fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
+    model_roof = achievable_roof(gpu, dtype, calibration)
+    reference = peak_roof(gpu, dtype, peak, model_roof)
+    flops = fused.flops * batch
+    nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
+    compute_s, time_s, stats = kernel_times(
+        flops, nbytes, fused.grid, batch, gpu, dtype, model_roof, waves=waves, tile=tile,
+        blocks_per_sm=blocks_per_sm,
+    )  # fmt: skip
+    return Estimate(
+        fused=fused,
+        gpu=gpu,
+        dtype=dtype,
+        batch=batch,
+        model_roof=model_roof,
+        peak=reference,
+        flops=flops,
+        bytes=nbytes,
+        compute_s=compute_s,
+        time_s=time_s,
+        waves=stats,
+    )
+
+
+def kernel_times(
+    flops: np.ndarray,
+    nbytes: np.ndarray,
+    grid: Grid,
+    batch: int,
+    gpu: GPU,
+    dtype: str,
+    model_roof: Roof,
+    *,
+    waves: bool = True,
+    tile: Tile | None = None,
+    blocks_per_sm: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, WaveStats | None]:
+    """(compute_s, time_s, wave stats) per kernel at ``batch``: time_k of the module doc.
+
+    Kernels are independent here, so the arrays may hold the kernels of many
+    networks at once (``roofline.analysis.blocks`` evaluates whole search spaces this way).
+    """
+    stats = None
+    compute_s = flops / model_roof.flops_s
+    if waves:
+        count, m = grid.at_batch(batch)
+        stats = decompose(grid.mapping, count, m, grid.n, gpu, DTYPE_BYTES[dtype], tile, blocks_per_sm)
+        compute_s = compute_s / stats.quantization
+    elif tile is not None or blocks_per_sm is not None:
+        raise RooflineError("a tile or blocks-per-SM override needs the wave model; drop --no-waves")
+    time_s = np.maximum(compute_s, nbytes / model_roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+    return compute_s, time_s, stats

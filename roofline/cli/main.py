@@ -1,0 +1,627 @@
+"""The ``roofline`` command line.
+
+    roofline analyze MODEL [MODEL ...] --gpu GPU --dtype DTYPE --batch N [--json]
+    roofline staircase MODEL --layer NAME --gpu GPU [--batch N] [--widths A:B:STEP] [--plot FILE]
+    roofline optimize-widths MODEL --gpu GPU --mode {latency,accuracy} [--tau T] [--delta D]
+    roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE ...]
+    roofline batch-sweep MODEL --gpu GPU --dtype DTYPE [--layers]
+    roofline fold MODEL --factor F --gpu GPU --batch N [--out FILE.json]
+    roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV]
+                    [--out DIR]
+    roofline nats-sweep --gpu GPU --dtype DTYPE --batch N [--frontiers] [--out FILE.csv]
+    roofline gpunet --samples N --seed S --gpu GPU --batch N [--tiers K | --tier-edges-ms A,B]
+                    [--out FILE.csv]
+    roofline gpus [--json]
+    roofline zoo [--json]
+    roofline perf-compare BASELINE.json RESULTS.json [--json] [--floor F] [--k K] [--alpha A]
+
+Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
+memory (``roofline.analysis.batch``). Bad input prints one line, ``roofline: error: ...``, and exits
+with status 2.
+``perf-compare`` exits 1 when a benchmark regressed and 3 when the two environments differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+from typing import NoReturn
+
+from tqdm import tqdm
+
+from roofline import __version__, files
+from roofline.analysis import latency_table
+from roofline.analysis.batch import batch_sweep, resolve_batch
+from roofline.analysis.fold import fold, fold_batch, largest_foldable
+from roofline.analysis.predict import PEAK_KINDS, FusedNetwork, evaluate
+from roofline.analysis.staircase import staircase
+from roofline.analysis.widths import MODES, adjust_widths
+from roofline.cli import plots, report
+from roofline.cli.survey_outputs import check_out_dir, write_outputs
+from roofline.dtypes import DTYPE_BYTES
+from roofline.errors import RooflineError
+from roofline.hardware.gpus import all_gpus, get_gpu, load_calibration
+from roofline.hardware.tiles import parse_tile
+from roofline.model import zoo
+from roofline.model.ir import Network
+from roofline.model.resolve import resolve
+from roofline.perf import gate
+from roofline.perf.results import incomparable, load_results
+from roofline.studies.survey import load_accuracies, survey
+
+DEFAULT_BATCH = 256
+#: More models than this get a progress bar (when stderr is a terminal).
+PROGRESS_OVER = 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; the contract is one line.
+        self.exit(2, f"roofline: error: {message} (see --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _batch(text: str) -> int | str:
+    if text == "max":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or max, the largest batch that fits)") from None
+
+
+def _edges(text: str) -> list[float]:
+    try:
+        edges = [float(x) for x in text.split(",")]
+    except ValueError:
+        edges = []
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
+        raise argparse.ArgumentTypeError(
+            f"expected increasing positive milliseconds like 0.5,0.8,1.25, got {text!r}"
+        )
+    return edges
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) like 0.03, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number like 3, got {text!r}")
+    return value
+
+
+def _tile(text: str):
+    try:
+        return parse_tile(text)
+    except RooflineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _widths(text: str) -> range:
+    parts = text.split(":")
+    try:
+        start, stop, step = (int(p) for p in (parts + ["1"])[:3]) if 2 <= len(parts) <= 3 else (0, 0, 0)
+    except ValueError:
+        start = 0
+    if start < 1 or stop < start or step < 1:
+        raise argparse.ArgumentTypeError(f"expected A:B[:STEP] with 1 <= A <= B and STEP >= 1, got {text!r}")
+    return range(start, stop + 1, step)
+
+
+def _add_target(cmd: argparse.ArgumentParser, batch: int) -> None:
+    """The options every prediction takes: where, at what precision and batch, which block mapping."""
+    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
+    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    cmd.add_argument(
+        "--batch", type=_batch, default=batch, metavar="N|max",
+        help=f"batch size, or max: the largest that fits in GPU memory (default {batch})",
+    )  # fmt: skip
+    cmd.add_argument("--resolution", type=_positive_int, help="input height=width (default: the model's)")
+    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
+    cmd.add_argument(
+        "--tile", type=_tile, metavar="MxN",
+        help="GEMM thread-block tile for every conv/GEMM (default: the heuristic in roofline.analysis.waves)",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--blocks-per-sm", type=_positive_int, metavar="B",
+        help="GEMM blocks resident per SM (default: from the tile's registers and shared memory)",
+    )  # fmt: skip
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_space_target(cmd: argparse.ArgumentParser, batch: int) -> None:
+    """Search-space sweeps: one batch for every network, the heuristic tiles."""
+    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
+    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    cmd.add_argument("--batch", type=_positive_int, default=batch, help=f"batch size (default {batch})")
+    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
+    cmd.add_argument(
+        "--latency-table", metavar="FILE", help="per-layer latencies: measured entries override the model"
+    )
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="roofline", description="Analytic GPU roofline model for CNNs.")
+    parser.add_argument("--version", action="version", version=f"roofline {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    analyze = sub.add_parser("analyze", help="per-layer roofline and predicted throughput of models")
+    analyze.add_argument(
+        "models", nargs="*", metavar="MODEL",
+        help="zoo name (see `roofline zoo`), timm:NAME, torchvision:NAME, FILE.onnx or FILE.json",
+    )  # fmt: skip
+    analyze.add_argument("--zoo", action="store_true", help="analyze every embedded zoo model")
+    _add_target(analyze, DEFAULT_BATCH)
+    analyze.add_argument(
+        "--peak", choices=PEAK_KINDS, default="datasheet",
+        help="peak that utilization and CMR refer to (default datasheet)",
+    )  # fmt: skip
+    analyze.add_argument(
+        "--no-waves", dest="waves", action="store_false",
+        help="flat roofline: no wave or tile quantization in compute time",
+    )  # fmt: skip
+    analyze.add_argument("--summary", action="store_true", help="one summary table, no per-layer tables")
+    analyze.add_argument(
+        "--latency-table", metavar="FILE",
+        help="sum per-layer latencies from FILE: measured entries override the model",
+    )  # fmt: skip
+
+    stairs = sub.add_parser("staircase", help="one layer's latency and utilization as its width varies")
+    stairs.add_argument("model", metavar="MODEL", help="as for analyze")
+    stairs.add_argument("--layer", required=True, help="the dense conv or linear layer to widen")
+    _add_target(stairs, 1)
+    stairs.add_argument(
+        "--widths", type=_widths, metavar="A:B[:STEP]",
+        help="widths to predict (default 1 to twice the current)",
+    )  # fmt: skip
+    stairs.add_argument("--plot", metavar="FILE", help="draw the staircase to FILE (.png or .svg)")
+
+    opt = sub.add_parser("optimize-widths", help="move layer widths to wave-step edges (tail-effect study)")
+    opt.add_argument("model", metavar="MODEL", help="as for analyze")
+    _add_target(opt, 1)
+    opt.add_argument("--mode", choices=MODES, default="latency", help="cut latency, or add free parameters")
+    opt.add_argument(
+        "--tau", type=float, default=0.01,
+        help="bound on the total parameter gain, as a fraction of the parameters (default 0.01)",
+    )  # fmt: skip
+    opt.add_argument("--delta", type=float, default=0.95, help="target: new latency <= delta x old")
+    opt.add_argument("--out", metavar="FILE", help="write the adjusted network as roofline-ir JSON")
+
+    table = sub.add_parser("latency-table", help="write a per-layer latency table (predicted entries)")
+    table.add_argument("models", nargs="+", metavar="MODEL", help="as for analyze")
+    _add_target(table, 1)
+    table.add_argument("--merge", nargs="*", default=[], metavar="FILE", help="tables to merge in")
+    table.add_argument("--out", required=True, metavar="FILE", help="the table to write (JSON)")
+
+    sweep = sub.add_parser(
+        "batch-sweep", help="AI, throughput and utilization at each batch up to the largest"
+    )
+    sweep.add_argument("model", metavar="MODEL", help="as for analyze")
+    _add_target(sweep, 1)
+    sweep.add_argument("--layers", action="store_true", help="also print every layer's AI at each batch")
+
+    fold_cmd = sub.add_parser("fold", help="fold f images onto the channel axis, widen layers by sqrt(f)")
+    fold_cmd.add_argument("model", metavar="MODEL", help="as for analyze")
+    fold_cmd.add_argument(
+        "--factor", type=_positive_int, default=4, help="images per folded sample (default 4)"
+    )
+    _add_target(fold_cmd, DEFAULT_BATCH)
+    fold_cmd.add_argument("--out", metavar="FILE", help="write the folded network as roofline-ir JSON")
+
+    surv = sub.add_parser("survey", help="utilization survey of many models: table, frontiers, figures")
+    surv.add_argument("models", nargs="*", metavar="MODEL", help="as for analyze (default: the embedded zoo)")
+    _add_target(surv, DEFAULT_BATCH)
+    surv.add_argument(
+        "--fold", type=_positive_int, metavar="F",
+        help="also fold every model whose AI is below the CMR by F and show the frontier moving",
+    )  # fmt: skip
+    surv.add_argument(
+        "--accuracy", metavar="CSV", help="top-1 accuracies (columns model,top1) for accuracy frontiers"
+    )
+    surv.add_argument(
+        "--out", metavar="DIR", help="write survey.csv/json, figures (PNG+SVG) and summary.md here"
+    )
+
+    nats_cmd = sub.add_parser(
+        "nats-sweep", help="all 32768 networks of the NATS-Bench size space, and frontiers"
+    )
+    _add_space_target(nats_cmd, DEFAULT_BATCH)
+    nats_cmd.add_argument(
+        "--top", type=_positive_int, default=5, help="networks listed per ranking (default 5)"
+    )
+    nats_cmd.add_argument("--frontiers", action="store_true", help="list every frontier member")
+    nats_cmd.add_argument("--out", metavar="FILE.csv", help="write one row per network")
+
+    gpunet_cmd = sub.add_parser(
+        "gpunet", help="Sobol samples of the GPUNet space, estimated and put in tiers"
+    )
+    _add_space_target(gpunet_cmd, 1)
+    gpunet_cmd.add_argument("--samples", type=_positive_int, default=10_000, help="how many (default 10000)")
+    gpunet_cmd.add_argument("--seed", type=int, default=0, help="Sobol scramble seed (default 0)")
+    tiers = gpunet_cmd.add_mutually_exclusive_group()
+    tiers.add_argument("--tiers", type=_positive_int, default=5, help="equal-count latency tiers (default 5)")
+    tiers.add_argument("--tier-edges-ms", type=_edges, metavar="A,B,...", help="fixed tier edges in ms")
+    gpunet_cmd.add_argument(
+        "--out", metavar="FILE.csv", help="write one row per sample (41 ints + estimates)"
+    )
+
+    compare = sub.add_parser(
+        "perf-compare",
+        help="apply the regression gate (size + significance) to a baseline and a results file",
+        epilog="Single run only: the re-run that confirms a regression is the pytest plugin's job, so a "
+        "regression here is a candidate. Exit 0: no regression; 1: a regression; 2: bad input; "
+        "3: the environments differ (not comparable).",
+    )  # fmt: skip
+    compare.add_argument("baseline", metavar="BASELINE.json", help="the baseline (baselines/<gpu key>.json)")
+    compare.add_argument("results", metavar="RESULTS.json", help="a results file from `nox -s perf`")
+    compare.add_argument(
+        "--floor", type=_fraction, default=gate.Rule.floor,
+        help=f"smallest drop that counts, as a fraction; a benchmark's tolerance replaces it "
+        f"(default {gate.Rule.floor})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--k", type=_positive_float, default=gate.Rule.k,
+        help=f"a drop must also exceed k x the measured noise (default {gate.Rule.k:g})",
+    )  # fmt: skip
+    compare.add_argument(
+        "--alpha", type=_fraction, default=gate.Rule.alpha,
+        help=f"significance level of the one-sided Mann-Whitney U test (default {gate.Rule.alpha})",
+    )  # fmt: skip
+    compare.add_argument("--json", action="store_true", help="print JSON")
+
+    for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _print_json(value: object) -> None:
+    json.dump(value, sys.stdout, indent=1)
+    print()
+
+
+def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
+    """Resolve each spec in turn, with a progress bar on stderr when there are more than a few."""
+    bar = tqdm(
+        specs, desc="models", unit="model", file=sys.stderr, disable=len(specs) <= PROGRESS_OVER or None
+    )
+    for spec in bar:
+        bar.set_postfix_str(spec, refresh=False)
+        yield resolve(spec, resolution)
+
+
+def _target(args: argparse.Namespace):
+    gpu = get_gpu(args.gpu)
+    gpu.peak(args.dtype)  # fail on an unsupported dtype before any tracing
+    if args.tile is not None and args.blocks_per_sm is None:
+        args.tile.blocks_per_sm(gpu, DTYPE_BYTES[args.dtype])  # fail early if it cannot fit
+    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
+    return gpu, calibration
+
+
+def _staircase(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    if args.plot:
+        plots.check_path(args.plot)
+    fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+    stairs = staircase(
+        fused, args.layer, gpu, args.dtype, batch, args.widths,
+        tile=args.tile, blocks_per_sm=args.blocks_per_sm, calibration=calibration,
+    )  # fmt: skip
+    if args.plot:
+        plots.staircase_plot(stairs, args.plot)
+    if args.json:
+        _print_json(stairs.to_dict())
+        return
+    print(f"== {fused.network.name}: {stairs.layer} ({stairs.op}), width {stairs.width}")
+    print(report.staircase_table(stairs))
+    print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
+    optimal = ", ".join(map(str, stairs.optimal_widths()))
+    print(f"optimal widths (max utilization x throughput per step): {optimal}")
+    print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {batch}; latency of this layer alone.")
+    if args.plot:
+        print(f"wrote {args.plot}")
+
+
+def _optimize_widths(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    network = resolve(args.model, args.resolution)
+    batch = resolve_batch(args.batch, FusedNetwork.of(network), gpu, args.dtype)
+    result = adjust_widths(
+        network, gpu, args.dtype, batch, mode=args.mode, tau=args.tau, delta=args.delta,
+        calibration=calibration,
+    )  # fmt: skip
+    if args.out:
+        files.write_text(args.out, zoo.dumps(result.network))
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    print(report.widths_table(result))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _latency_table(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    merged = [latency_table.load(path) for path in args.merge]
+    tables = []
+    for spec in args.models:
+        fused = FusedNetwork.of(resolve(spec, args.resolution))
+        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+        estimate = evaluate(fused, gpu, args.dtype, batch, calibration=calibration, tile=args.tile,
+                            blocks_per_sm=args.blocks_per_sm)  # fmt: skip
+        tables.append(
+            latency_table.predicted_table(estimate, backend=merged[0].backend if merged else "roofline")
+        )
+    table = latency_table.merge(*tables, *merged)
+    latency_table.save(table, args.out)
+    measured = sum(e.source == "measured" for e in table.entries.values())
+    summary = {"out": args.out, "entries": len(table.entries), "measured": measured, "backend": table.backend}
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"wrote {args.out}: {len(table.entries)} entries, {measured} measured, backend {table.backend}")
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
+    if not specs:
+        raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
+    gpu, calibration = _target(args)
+    table = latency_table.load(args.latency_table) if args.latency_table else None
+    estimates = []
+    for network in _networks(specs, args.resolution):
+        fused = FusedNetwork.of(network)
+        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+        estimates.append(
+            evaluate(
+                fused, gpu, args.dtype, batch, peak=args.peak, calibration=calibration, waves=args.waves,
+                tile=args.tile, blocks_per_sm=args.blocks_per_sm,
+            )
+        )  # fmt: skip
+    from_table = [latency_table.network_latency(e, table) for e in estimates] if table else []
+    if args.json:
+        out = [e.to_dict(layers=not args.summary) for e in estimates]
+        for entry, t in zip(out, from_table, strict=False):
+            entry["latency_table"] = t.to_dict()
+        _print_json(out)
+        return
+    for e, t in zip(estimates, from_table, strict=False):
+        print(
+            f"{e.network.name}: latency table {args.latency_table}: {t.latency_s * 1e3:.3f} ms, "
+            f"{t.throughput_img_s:.0f} img/s ({t.measured} layers measured, {t.modelled} from the model)"
+        )
+    if args.summary:
+        print(report.summary_rows(estimates))
+        per_model = "batch per model (the largest that fits)" if args.batch == "max" else None
+        print(report.context_line(estimates[0], per_model))
+        unsupported = {
+            e.network.name: e.network.unsupported_ops for e in estimates if e.network.unsupported_ops
+        }
+        for name, ops in unsupported.items():
+            print(f"{name}: unsupported ops (bytes counted, no FLOPs): {ops}")
+        return
+    print("\n\n".join(report.network_report(e) for e in estimates))
+
+
+def _batch_sweep(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    result = batch_sweep(
+        fused, gpu, args.dtype, calibration=calibration, tile=args.tile, blocks_per_sm=args.blocks_per_sm
+    )
+    if args.json:
+        _print_json(result.to_dict(layers=args.layers))
+        return
+    print(report.batch_sweep_table(result, layers=args.layers))
+
+
+def _fold(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    network = resolve(args.model, args.resolution)
+    fused = FusedNetwork.of(network)
+    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+    if args.batch == "max":
+        batch = largest_foldable(batch, args.factor)
+    folded = fold(network, args.factor)
+    kw = {"calibration": calibration, "tile": args.tile, "blocks_per_sm": args.blocks_per_sm}
+    before = evaluate(fused, gpu, args.dtype, batch, **kw)
+    after = evaluate(folded.network, gpu, args.dtype, fold_batch(batch, args.factor), **kw)
+    if args.out:
+        files.write_text(args.out, zoo.dumps(folded.network))
+    if args.json:
+        _print_json(report.fold_dict(folded, before, after))
+        return
+    print(report.fold_table(folded, before, after))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _survey(args: argparse.Namespace) -> None:
+    gpu, calibration = _target(args)
+    if args.tile is not None or args.blocks_per_sm is not None:
+        raise RooflineError("survey uses the tile heuristic for every model; drop --tile/--blocks-per-sm")
+    accuracies = load_accuracies(args.accuracy) if args.accuracy else None
+    if args.out:
+        check_out_dir(args.out)
+    specs = args.models or zoo.zoo_names()
+    result = survey(
+        _networks(specs, args.resolution), gpu, args.dtype, args.batch, fold_factor=args.fold,
+        accuracies=accuracies, calibration=calibration,
+    )  # fmt: skip
+    written = write_outputs(result, args.out) if args.out else []
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    print(report.survey_table(result))
+    for path in written:
+        print(f"wrote {path}")
+
+
+def _space_target(args: argparse.Namespace):
+    gpu = get_gpu(args.gpu)
+    gpu.peak(args.dtype)
+    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
+    table = latency_table.load(args.latency_table) if args.latency_table else None
+    return gpu, calibration, table
+
+
+def _nats_sweep(args: argparse.Namespace) -> None:
+    from roofline.studies.spaces import nats
+
+    gpu, calibration, table = _space_target(args)
+    if args.out:
+        files.check_parent(args.out)
+    result = nats.sweep(gpu, args.dtype, args.batch, calibration, table)
+    if args.out:
+        files.write_text(args.out, report.space_csv(result, nats.FRONTIER_KINDS))
+    if args.json:
+        _print_json(result.to_dict(top=args.top, frontiers=args.frontiers))
+        return
+    print(report.nats_report(result, args.top, args.frontiers))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _gpunet(args: argparse.Namespace) -> None:
+    from roofline.studies.spaces import gpunet
+
+    gpu, calibration, table = _space_target(args)
+    if args.out:
+        files.check_parent(args.out)
+    samples = gpunet.sobol_sample(args.samples, args.seed)
+    result = gpunet.estimate(samples, gpu, args.dtype, args.batch, calibration, table)
+    if args.tier_edges_ms:
+        tiers = gpunet.latency_tiers(result.latency_s, edges_ms=args.tier_edges_ms)
+        count = len(args.tier_edges_ms) + 1
+    else:
+        tiers, count = gpunet.latency_tiers(result.latency_s, n_tiers=args.tiers), args.tiers
+    summary = gpunet.tier_summary(result.latency_s, result.flops_per_image, tiers, count)
+    if args.out:
+        files.write_text(args.out, report.gpunet_csv(samples, result, tiers))
+    if args.json:
+        _print_json(report.gpunet_dict(samples, result, summary, args.seed))
+        return
+    print(report.gpunet_report(samples, result, summary))
+    if args.out:
+        print(f"wrote {args.out}")
+
+
+def _perf_compare(args: argparse.Namespace) -> int:
+    rule = gate.Rule(floor=args.floor, k=args.k, alpha=args.alpha)
+    baseline = load_results(args.baseline, "baseline")
+    results = load_results(args.results, "results file")
+    differences = incomparable(baseline, results)
+    if differences:
+        # A different GPU or stack is a different experiment: say so rather than compare.
+        for line in differences:
+            print(f"not comparable: {line}", file=sys.stderr)
+        if args.json:
+            reason = f"environments differ: {'; '.join(differences)}"
+            medians = [{key: b.median for key, b in f.benchmarks.items()} for f in (baseline, results)]
+            _print_json([
+                {"id": key, "baseline_median": medians[0].get(key), "median": medians[1].get(key),
+                 "change": None, "verdict": gate.NOT_COMPARABLE, "reason": reason}
+                for key in sorted(medians[0].keys() | medians[1].keys())
+            ])  # fmt: skip
+        return 3
+    verdicts = gate.compare_files(baseline, results, rule)
+    if args.json:
+        _print_json([v.to_dict() for v in verdicts])
+    else:
+        print(gate.summary_table(verdicts))
+    return gate.exit_code(verdicts)
+
+
+def _gpus(args: argparse.Namespace) -> None:
+    gpus = all_gpus()
+    if args.json:
+        out = [
+            {
+                "key": g.key, "name": g.name, "aliases": list(g.aliases),
+                "compute_capability": g.compute_capability, "sms": g.sms,
+                "boost_clock_mhz": g.boost_clock_mhz, "dram_bandwidth_bytes_s": g.dram_bandwidth_bytes_s,
+                "memory_bytes": g.memory_bytes, "l2_bytes": g.l2_bytes,
+                "peak_flops_s": dict(g.peak_flops_s), "sm_limits": dataclasses.asdict(g.sm_limits),
+                "sources": dict(g.sources),
+            }
+            for g in gpus
+        ]  # fmt: skip
+        _print_json(out)
+    else:
+        print(report.gpu_table(gpus))
+
+
+def _zoo(args: argparse.Namespace) -> None:
+    networks = [zoo.load(name) for name in zoo.zoo_names()]
+    if args.json:
+        out = [
+            {"model": n.name, "source": n.source, "resolution": n.resolution, "layers": len(n.layers),
+             "flops_per_image": n.flops(), "macs_per_image": n.macs(), "params": n.params()}
+            for n in networks
+        ]  # fmt: skip
+        _print_json(out)
+    else:
+        print(report.zoo_table(networks))
+
+
+COMMANDS = {
+    "analyze": _analyze,
+    "staircase": _staircase,
+    "optimize-widths": _optimize_widths,
+    "latency-table": _latency_table,
+    "batch-sweep": _batch_sweep,
+    "fold": _fold,
+    "survey": _survey,
+    "nats-sweep": _nats_sweep,
+    "gpunet": _gpunet,
+    "gpus": _gpus,
+    "zoo": _zoo,
+    "perf-compare": _perf_compare,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code = 0
+    try:
+        # Most commands succeed or raise; perf-compare also returns its verdict as the status.
+        code = COMMANDS[args.command](args) or 0
+    except RooflineError as exc:
+        print(f"roofline: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `roofline ... | head`
+        sys.stderr.close()
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""GPU database: datasheet figures from ``data/gpus.toml``, plus calibration.
+
+Two roofs exist for every GPU and datatype (DESIGN.md, "Core definitions"):
+
+* **datasheet**: the dense peak FLOP/s and DRAM bandwidth NVIDIA publishes;
+* **achievable**: what a well-optimized kernel actually reaches. It comes from a
+  calibration file that ``kernels/`` writes from microbenchmarks (best large
+  GEMM, STREAM-like copy). Without one, it is the datasheet figure scaled by
+  the documented default efficiencies in ``roofline.hardware.efficiency``.
+
+Every report names the roof it used and where the figure came from.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+
+from roofline.dtypes import DTYPE_BYTES
+from roofline.errors import RooflineError
+from roofline.files import read_document
+from roofline.hardware import efficiency
+
+CALIBRATION_FORMAT = "roofline-calibration"
+
+
+@dataclass(frozen=True)
+class SMLimits:
+    """Per-SM occupancy limits of a compute capability (CUDA Programming Guide)."""
+
+    max_threads_per_sm: int
+    max_blocks_per_sm: int
+    registers_per_sm: int
+    max_shared_memory_per_sm_bytes: int
+
+
+@dataclass(frozen=True)
+class GPU:
+    key: str
+    name: str
+    aliases: tuple[str, ...]
+    compute_capability: str
+    sms: int
+    boost_clock_mhz: float | None
+    dram_bandwidth_bytes_s: float
+    memory_bytes: int
+    l2_bytes: int
+    peak_flops_s: Mapping[str, float]
+    sm_limits: SMLimits
+    sources: Mapping[str, str]
+
+    def datasheet_roof(self, dtype: str) -> Roof:
+        return Roof(
+            kind="datasheet",
+            flops_s=self.peak(dtype),
+            dram_bytes_s=self.dram_bandwidth_bytes_s,
+            source=f"{self.sources['peak_flops_s']}; {self.sources['dram_bandwidth_bytes_s']}",
+        )
+
+    def peak(self, dtype: str) -> float:
+        if dtype not in DTYPE_BYTES:
+            raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
+        if dtype not in self.peak_flops_s:
+            have = ", ".join(self.peak_flops_s)
+            raise RooflineError(
+                f"{self.name} has no datasheet {dtype} peak (it has: {have}); pick one of those dtypes"
+            )
+        return self.peak_flops_s[dtype]
+
+
+@dataclass(frozen=True)
+class Roof:
+    """The two numbers a roofline needs, and where they came from.
+
+    attainable FLOP/s = min(flops_s, AI x dram_bytes_s) (Williams et al.,
+    "Roofline", CACM 2009); CMR = flops_s / dram_bytes_s (DESIGN.md).
+    """
+
+    kind: str  # "datasheet" or "achievable"
+    flops_s: float
+    dram_bytes_s: float
+    source: str
+
+    @property
+    def cmr(self) -> float:
+        return self.flops_s / self.dram_bytes_s
+
+    def attainable_flops_s(self, arithmetic_intensity: float) -> float:
+        return min(self.flops_s, arithmetic_intensity * self.dram_bytes_s)
+
+    def to_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "flops_s": self.flops_s,
+            "dram_bytes_s": self.dram_bytes_s,
+            "cmr": self.cmr,
+            "source": self.source,
+        }
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(" ", "-")
+
+
+@cache
+def _database() -> tuple[dict[str, GPU], dict[str, str]]:
+    raw = tomllib.loads(resources.files("roofline.hardware.data").joinpath("gpus.toml").read_text())
+    limits = {
+        cc: SMLimits(**{k: v for k, v in spec.items() if k != "source"})
+        for cc, spec in raw["compute_capability"].items()
+    }
+    gpus: dict[str, GPU] = {}
+    aliases: dict[str, str] = {}
+    for key, spec in raw["gpu"].items():
+        gpu = GPU(
+            key=key,
+            name=spec["name"],
+            aliases=tuple(spec.get("aliases", ())),
+            compute_capability=spec["compute_capability"],
+            sms=spec["sms"],
+            boost_clock_mhz=spec.get("boost_clock_mhz"),
+            dram_bandwidth_bytes_s=float(spec["dram_bandwidth_bytes_s"]),
+            memory_bytes=int(spec["memory_bytes"]),
+            l2_bytes=int(spec["l2_bytes"]),
+            peak_flops_s=MappingProxyType({k: float(v) for k, v in spec["peak_flops_s"].items()}),
+            sm_limits=limits[spec["compute_capability"]],
+            sources=MappingProxyType(dict(spec["sources"])),
+        )
+        gpus[key] = gpu
+        for alias in (key, *gpu.aliases):
+            aliases[_normalize(alias)] = key
+    return gpus, aliases
+
+
+def all_gpus() -> list[GPU]:
+    return list(_database()[0].values())
+
+
+def get_gpu(name: str) -> GPU:
+    """Look a GPU up by key or alias, case-insensitively."""
+    gpus, aliases = _database()
+    key = aliases.get(_normalize(name))
+    if key is None:
+        close = difflib.get_close_matches(_normalize(name), aliases, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise RooflineError(f"unknown GPU {name!r}: {hint}run `roofline gpus` for the list")
+    return gpus[key]
+
+
+def match_device(name: str, compute_capability: str, sm_count: int, memory_bytes: int) -> GPU:
+    """The database entry for a device as the driver reports it (NVML/torch name, CC, SMs, memory).
+
+    Compute capability and SM count must match exactly. They do not separate
+    SKUs of one die (H100 SXM, H100 NVL and H200 all have 132 SMs at CC 9.0),
+    so the entry sharing most name tokens with the reported name wins
+    ("A100-PCIE-40GB" -> a100-pcie-40gb), then the closest memory size.
+    """
+    candidates = [g for g in all_gpus() if g.compute_capability == compute_capability and g.sms == sm_count]
+    if not candidates:
+        raise RooflineError(
+            f"{name} (CC {compute_capability}, {sm_count} SMs) is not in the GPU database: "
+            "add it to roofline/hardware/data/gpus.toml"
+        )
+    reported = set(re.split(r"[^a-z0-9]+", name.lower()))
+
+    def rank(gpu: GPU) -> tuple[int, float]:
+        tokens = set(re.split(r"[^a-z0-9]+", f"{gpu.key} {gpu.name}".lower()))
+        return -len(tokens & reported), abs(gpu.memory_bytes - memory_bytes)
+
+    return min(candidates, key=rank)
+
+
+def achievable_roof(gpu: GPU, dtype: str, calibration: Mapping | None = None) -> Roof:
+    """The roof a well-optimized engine reaches (see ``roofline.hardware.efficiency``)."""
+    datasheet = gpu.datasheet_roof(dtype)
+    if calibration is not None:
+        flops = calibration["peak_flops_s"].get(dtype)
+        if flops is not None:
+            source = f"calibration: {calibration['source']}"
+            return Roof("achievable", flops, calibration["dram_bytes_s"], source)
+    return Roof(
+        kind="achievable",
+        flops_s=datasheet.flops_s * efficiency.COMPUTE,
+        dram_bytes_s=datasheet.dram_bytes_s * efficiency.BANDWIDTH,
+        source=(
+            f"datasheet x default efficiencies (compute {efficiency.COMPUTE}, "
+            f"bandwidth {efficiency.BANDWIDTH}; see roofline.hardware.efficiency)"
+        ),
+    )
+
+
+def load_calibration(path: str | Path, gpu: GPU) -> dict:
+    """Read a calibration file (JSON) and check it belongs to ``gpu``.
+
+    Format, written by the microbenchmarks of a later issue::
+
+        {"format": "roofline-calibration", "version": 1, "gpu": "h100-sxm",
+         "source": "kernels/calibrate.py on <host>, <date>",
+         "dram_bytes_s": 3.0e12, "peak_flops_s": {"fp16": 7.9e14, ...}}
+    """
+    data = read_document(path, "calibration file", CALIBRATION_FORMAT)
+    try:
+        owner = get_gpu(str(data["gpu"])).key
+        source = str(data["source"])
+        bandwidth = float(data["dram_bytes_s"])
+        peaks = {str(k): float(v) for k, v in dict(data["peak_flops_s"]).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RooflineError(f"calibration file {path} is malformed ({exc}); regenerate it") from None
+    if owner != gpu.key:
+        raise RooflineError(f"calibration file {path} was measured on {owner}, not {gpu.key}")
+    if bandwidth <= 0 or any(v <= 0 for v in peaks.values()):
+        raise RooflineError(f"calibration file {path} has a non-positive rate; regenerate it")
+    return {"source": source, "dram_bytes_s": bandwidth, "peak_flops_s": peaks}
