@@ -140,9 +140,9 @@ def _say(config):
 @pytest.fixture(scope="session")
 def perf_session(request):
     """The session's measurements, baseline and gate (one per xdist worker)."""
-    from kernels.benchmark import QUICK, RunOptions, environment, gpu_of
+    from kernels.benchmark import RunOptions, environment, gpu_of
     from kernels.suite import Session
-    from kernels.timing import TimingConfig
+    from kernels.timing import QUICK, TimingConfig
     from roofline.errors import RooflineError
 
     config = request.config

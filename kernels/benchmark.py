@@ -15,11 +15,8 @@ not stabilize or the telemetry saw throttling or a foreign process.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import platform
-import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -31,12 +28,14 @@ import numpy as np
 from kernels import telemetry
 from kernels.backends.base import BackendUnavailable, ModelSpec, backend_class, require
 from kernels.manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
-from kernels.timing import Measurement, TimingConfig
+from kernels.provenance import provenance
+from kernels.timing import QUICK, Measurement, TimingConfig
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU, achievable_roof, get_gpu, load_calibration
+from roofline.hardware.calibration import load_calibration
+from roofline.hardware.gpus import GPU, get_gpu
 from roofline.perf.results import Benchmark, PerfResults, write_results
 
-QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
 DEFAULT_CACHE = Path(".perf-cache")
 
 
@@ -77,22 +76,6 @@ class RunOptions:
     def sampler(self) -> telemetry.Sampler:
         own = {os.getpid()} | ({self.parent_pid} if self.parent_pid else set())
         return telemetry.Sampler(self.device, own_pids=own, strict_power=self.strict_power)
-
-
-def provenance() -> dict[str, str]:
-    """When, where and from which commit a figure was measured."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "host": socket.gethostname(),
-        "commit": commit,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-    }
 
 
 def environment(device: int, backends: Iterable[str]) -> dict[str, Any]:
@@ -145,9 +128,9 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         backend.close()
     telem = sampler.telemetry()
     calibration = load_calibration(options.calibration, gpu) if options.calibration else None
-    network = resolve(spec.model, spec.resolution)
-    estimate = evaluate(network, gpu, spec.dtype, spec.batch, calibration=calibration)
-    achievable = achievable_roof(gpu, spec.dtype, calibration)
+    target = Target(gpu, spec.dtype, calibration=calibration)
+    estimate = evaluate(resolve(spec.model, spec.resolution), target, spec.batch)
+    achievable = target.roof
     flops = estimate.flops_per_image
     entry = Benchmark.from_samples(
         spec.id, m.samples, "img/s", flops_per_image=flops, peak_flops=gpu.peak(spec.dtype),

@@ -6,7 +6,7 @@ For each dtype (default: every ``kernels.microbench.gemm_dtypes`` entry of the
 device's compute capability that the GPU database also lists a datasheet peak
 for) it runs ``gemm_peak`` (best of several square GEMM sizes), then
 ``copy_bandwidth``. The file (default ``calibration-<gpu key>.json``) has the
-format ``roofline.hardware.gpus.load_calibration`` reads, plus, for the record, the
+format ``roofline.hardware.calibration.load_calibration`` reads, plus, for the record, the
 datasheet figures, measured/datasheet ratios, every measurement's samples,
 median and stability, the winning GEMM size and the environment fingerprint.
 It is written atomically and read back with ``load_calibration`` before the
@@ -31,15 +31,16 @@ from typing import Any, NoReturn
 
 from tabulate import tabulate
 
-from kernels.benchmark import QUICK, provenance
 from kernels.benchmark import environment as fingerprint
 from kernels.microbench import Result, gemm_dtypes
-from kernels.timing import TimingConfig
+from kernels.provenance import provenance
+from kernels.timing import QUICK, TimingConfig
 from roofline import files
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware import efficiency
-from roofline.hardware.gpus import CALIBRATION_FORMAT, GPU, load_calibration
+from roofline.hardware.calibration import CALIBRATION_FORMAT, load_calibration
+from roofline.hardware.gpus import GPU
 
 #: Acceptance targets (see module doc): the default efficiencies of ``roofline.hardware.efficiency``.
 GEMM_TARGET = efficiency.COMPUTE

@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from kernels.provenance import provenance
 from kernels.timing import Measurement, TimingConfig, measure
 from roofline.analysis import latency_table
 from roofline.analysis.predict import FusedNetwork, evaluate
 from roofline.analysis.staircase import staircase
+from roofline.analysis.target import Target
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware.gpus import GPU, match_device
@@ -452,27 +454,24 @@ def _widths(widths: Sequence[int]) -> np.ndarray:
 
 
 def predicted_sweep(
-    gpu: GPU,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 32,
     widths: Sequence[int] = tuple(range(16, 513, 16)),
     *,
     in_channels: int = 64,
     spatial: int = 56,
     kernel: int = 3,
-    calibration: Mapping | None = None,
 ) -> np.ndarray:
     """``roofline.analysis.staircase``'s latency (s) of the sweep's conv at each of ``widths``
     (sorted, unique)."""
     batch = _positive_int(batch, "batch", "pass e.g. 32")
     values = _widths(widths)
     fused = FusedNetwork.of(sweep_network(in_channels, spatial, kernel, int(values[-1])))
-    return staircase(fused, "conv", gpu, dtype, batch, values, calibration=calibration).latency_s
+    return staircase(fused, "conv", target, batch, values).latency_s
 
 
 def conv_width_sweep(
-    gpu: GPU,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 32,
     widths: Sequence[int] = tuple(range(16, 513, 16)),
     config: TimingConfig = DEFAULT_TIMING,
@@ -481,7 +480,6 @@ def conv_width_sweep(
     in_channels: int = 64,
     spatial: int = 56,
     kernel: int = 3,
-    calibration: Mapping | None = None,
 ) -> list[SweepPoint]:
     """Measured and predicted latency of one conv layer as its output width varies (the staircase).
 
@@ -494,11 +492,13 @@ def conv_width_sweep(
     import torch
     import torch.nn.functional as F
 
+    gpu, dtype = target.gpu, target.dtype
     _check_dtype(dtype, LAYER_DTYPES, "the conv sweep")
     batch = _positive_int(batch, "batch", "pass e.g. 32")
     values = _widths(widths)
-    predicted = predicted_sweep(gpu, dtype, batch, values, in_channels=in_channels, spatial=spatial,
-                                kernel=kernel, calibration=calibration)  # fmt: skip
+    predicted = predicted_sweep(
+        target, batch, values, in_channels=in_channels, spatial=spatial, kernel=kernel
+    )
     _check_device(gpu)
     say = progress or (lambda _message: None)
     device = _device()
@@ -639,13 +639,10 @@ def kernel_program(kernel: Kernel, batch: int, dtype: str, device: Any) -> Calla
 
 def measured_latency_table(
     network: str | Network,
-    gpu: GPU,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 1,
     config: TimingConfig = DEFAULT_TIMING,
     progress: Progress = None,
-    *,
-    calibration: Mapping | None = None,
 ) -> latency_table.LatencyTable:
     """A latency table of ``network`` on this GPU: conv/linear kernels measured, the rest predicted.
 
@@ -660,16 +657,15 @@ def measured_latency_table(
 
     from roofline.model.resolve import resolve
 
+    dtype = target.dtype
     _check_dtype(dtype, LAYER_DTYPES, "a measured latency table")
     batch = _positive_int(batch, "batch", "pass e.g. 1 or 32")
     net = resolve(network) if isinstance(network, str) else network
-    _check_device(gpu)
-    estimate = evaluate(net, gpu, dtype, batch, calibration=calibration)
+    _check_device(target.gpu)
+    estimate = evaluate(net, target, batch)
     predicted = latency_table.predicted_table(estimate, backend=TABLE_BACKEND)
     say = progress or (lambda _message: None)
     import torch
-
-    from kernels.benchmark import provenance
 
     made = provenance()
     where = (
@@ -693,11 +689,11 @@ def measured_latency_table(
         if m.invalid_reason is not None:
             say(f"{kernel.name}: {m.invalid_reason}; keeping the prediction")
             continue
-        provenance = f"{where}; 1/median of {len(m.samples)} windows"
+        stamp = f"{where}; 1/median of {len(m.samples)} windows"
         measured[key] = latency_table.Entry(
-            1.0 / m.median, "measured", m.launches_per_window * len(m.samples), provenance
+            1.0 / m.median, "measured", m.launches_per_window * len(m.samples), stamp
         )
     for reason, count in skipped.items():
         say(f"predicted, not measured ({count} kernels): {reason}")
-    table = latency_table.LatencyTable(gpu.key, dtype, TABLE_BACKEND, measured)
+    table = latency_table.LatencyTable(target.gpu.key, dtype, TABLE_BACKEND, measured)
     return latency_table.merge(predicted, table)

@@ -60,6 +60,10 @@ class TimingConfig:
             raise ValueError("tolerance must be in (0, 1) and busy_threshold in (0, 1]")
 
 
+#: Short warm-up and windows, for smoke runs and the suite's --perf-quick (still >= 6 windows for the gate).
+QUICK = TimingConfig(warmup_s=0.5, window_s=0.1, windows=6, max_windows=12)
+
+
 @dataclass(frozen=True)
 class Measurement:
     samples: tuple[float, ...]  # items/s per window, CUDA-event time

@@ -8,12 +8,14 @@ model can be compared with the GPU, and asserts only what must hold on any GPU.
 import numpy as np
 import pytest
 
+from roofline.analysis.target import Target
+
 pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture
 def quick():
-    from kernels.benchmark import QUICK
+    from kernels.timing import QUICK
 
     return QUICK
 
@@ -24,7 +26,7 @@ def test_conv_width_staircase(perf_session, benchmark, quick):
 
     gpu = gpu_of(perf_session.environment)
     points = benchmark.pedantic(
-        conv_width_sweep, args=(gpu, "fp16", 32, range(32, 321, 32), quick), rounds=1, iterations=1
+        conv_width_sweep, args=(Target(gpu, "fp16"), 32, range(32, 321, 32), quick), rounds=1, iterations=1
     )
     measured = np.array([p.measured_s for p in points])
     predicted = np.array([p.predicted_s for p in points])
@@ -44,7 +46,7 @@ def test_measured_latency_table(perf_session, benchmark, quick, tmp_path):
 
     gpu = gpu_of(perf_session.environment)
     table = benchmark.pedantic(
-        measured_latency_table, args=("cifar_resnet56", gpu, "fp16", 8, quick), rounds=1, iterations=1
+        measured_latency_table, args=("cifar_resnet56", Target(gpu, "fp16"), 8, quick), rounds=1, iterations=1
     )
     sources = [entry.source for entry in table.entries.values()]
     benchmark.extra_info.update(entries=len(sources), measured=sources.count("measured"))

@@ -5,6 +5,7 @@ frontends import their libraries when called.
 """
 
 from roofline.analysis.predict import Estimate, FusedNetwork, evaluate
+from roofline.analysis.target import Target
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware.gpus import GPU, Roof, all_gpus, get_gpu
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DTYPE_BYTES", "GPU", "Estimate", "FusedNetwork", "Kernel", "Layer", "Network",
-    "Roof", "RooflineError", "all_gpus", "evaluate", "fuse", "get_gpu",
+    "Roof", "RooflineError", "Target", "all_gpus", "evaluate", "fuse", "get_gpu",
 ]  # fmt: skip

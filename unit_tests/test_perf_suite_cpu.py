@@ -11,8 +11,9 @@ import pytest
 
 from conftest import gpu_unavailable_reason
 from kernels import benchmark
-from kernels.benchmark import QUICK, RunOptions
+from kernels.benchmark import RunOptions
 from kernels.manifest import load_manifest
+from kernels.timing import QUICK
 
 pytestmark = pytest.mark.analytic
 ROOT = Path(__file__).resolve().parent.parent

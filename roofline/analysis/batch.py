@@ -25,16 +25,14 @@ not measurements.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from roofline.analysis.predict import Estimate, FusedNetwork, evaluate
-from roofline.dtypes import DTYPE_BYTES
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU
 from roofline.model.ir import Concat, numel
 
 #: CUDA context, cuBLAS/cuDNN handles and allocator slack: ~0.3-0.6 GB on recent
@@ -105,9 +103,9 @@ class MemoryFit:
         }
 
 
-def memory_fit(fused: FusedNetwork, gpu: GPU, dtype: str) -> MemoryFit:
+def memory_fit(fused: FusedNetwork, target: Target) -> MemoryFit:
     """The largest batch whose weights, peak live activations and workspace fit (module doc)."""
-    dtype_bytes = DTYPE_BYTES[dtype]
+    gpu, dtype, dtype_bytes = target.gpu, target.dtype, target.dtype_bytes
     weights = int(fused.weight_elems.sum()) * dtype_bytes
     per_image = live_activation_elems(fused) * dtype_bytes
     free = gpu.memory_bytes - weights - WORKSPACE_BYTES - RESERVED_BYTES
@@ -121,10 +119,10 @@ def memory_fit(fused: FusedNetwork, gpu: GPU, dtype: str) -> MemoryFit:
     return MemoryFit(gpu.memory_bytes, weights, per_image, WORKSPACE_BYTES, RESERVED_BYTES, free // per_image)
 
 
-def resolve_batch(batch: int | str, fused: FusedNetwork, gpu: GPU, dtype: str) -> int:
+def resolve_batch(batch: int | str, fused: FusedNetwork, target: Target) -> int:
     """``batch`` itself, or for ``"max"`` the largest batch that fits (``memory_fit``)."""
     if batch == "max":
-        return memory_fit(fused, gpu, dtype).max_batch
+        return memory_fit(fused, target).max_batch
     return batch  # type: ignore[return-value]
 
 
@@ -201,16 +199,11 @@ class BatchSweep:
         return out
 
 
-def batch_sweep(
-    fused: FusedNetwork, gpu: GPU, dtype: str, *, calibration: Mapping | None = None, **evaluate_kw: Any
-) -> BatchSweep:
-    """Evaluate ``fused`` at every batch of ``sweep_batches(max batch that fits)``."""
-    fit = memory_fit(fused, gpu, dtype)
-    estimates = tuple(
-        evaluate(fused, gpu, dtype, b, calibration=calibration, **evaluate_kw)
-        for b in sweep_batches(fit.max_batch)
-    )
-    dtype_bytes = DTYPE_BYTES[dtype]
+def batch_sweep(fused: FusedNetwork, target: Target) -> BatchSweep:
+    """Evaluate ``fused`` on ``target`` at every batch of ``sweep_batches(max batch that fits)``."""
+    fit = memory_fit(fused, target)
+    estimates = tuple(evaluate(fused, target, b) for b in sweep_batches(fit.max_batch))
+    dtype_bytes = target.dtype_bytes
     flops = float(fused.flops.sum())
     act_bytes = fused.activation_elems * dtype_bytes
     with np.errstate(divide="ignore"):

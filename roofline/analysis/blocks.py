@@ -17,22 +17,21 @@ thousand block evaluations plus array sums. Tests check the sum against
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from roofline.analysis.latency_table import LatencyTable, check_comparable, kernel_key
 from roofline.analysis.predict import FusedNetwork, kernel_times
+from roofline.analysis.target import Target
 from roofline.analysis.waves import Grid
-from roofline.dtypes import DTYPE_BYTES
-from roofline.hardware.gpus import GPU, achievable_roof
 from roofline.model.ir import Network
 
 
 @dataclass(frozen=True)
 class BlockCosts:
-    """Per-block totals at one (GPU, dtype, batch), aligned with the blocks given."""
+    """Per-block totals on one target at one batch, aligned with the blocks given."""
 
     time_s: np.ndarray
     flops: np.ndarray  # at the batch
@@ -42,13 +41,7 @@ class BlockCosts:
 
 
 def block_costs(
-    blocks: Sequence[Network],
-    gpu: GPU,
-    dtype: str,
-    batch: int,
-    *,
-    calibration: Mapping | None = None,
-    table: LatencyTable | None = None,
+    blocks: Sequence[Network], target: Target, batch: int, table: LatencyTable | None = None
 ) -> BlockCosts:
     """Fuse each block, time every kernel of every block at once, and sum per block.
 
@@ -56,14 +49,13 @@ def block_costs(
     as in ``latency_table.network_latency``.
     """
     if table is not None:
-        check_comparable(table, gpu.key, dtype)
+        check_comparable(table, target)
     fused = [FusedNetwork.of(b) for b in blocks]
     counts = np.array([len(f.kernels) for f in fused])
     flops = np.concatenate([f.flops for f in fused]) * batch
-    nbytes = np.concatenate([f.bytes(batch, DTYPE_BYTES[dtype]) for f in fused])
+    nbytes = np.concatenate([f.bytes(batch, target.dtype_bytes) for f in fused])
     grid = Grid.concat([f.grid for f in fused])
-    roof = achievable_roof(gpu, dtype, calibration)
-    _, time_s, _ = kernel_times(flops, nbytes, grid, batch, gpu, dtype, roof)
+    _, time_s, _ = kernel_times(flops, nbytes, grid, batch, target)
     measured = np.zeros(len(time_s), dtype=bool)
     if table is not None:
         entries = [table.entries.get(kernel_key(k, batch)) for f in fused for k in f.kernels]

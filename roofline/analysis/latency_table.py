@@ -41,6 +41,7 @@ import numpy as np
 
 from roofline import files
 from roofline.analysis.predict import Estimate
+from roofline.analysis.target import Target
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware.gpus import get_gpu
@@ -212,9 +213,9 @@ class TableEstimate:
         }
 
 
-def check_comparable(table: LatencyTable, gpu_key: str, dtype: str) -> None:
+def check_comparable(table: LatencyTable, target: Target) -> None:
     """A table's latencies hold for one GPU and dtype only."""
-    for name, ours, theirs in (("gpu", table.gpu, gpu_key), ("dtype", table.dtype, dtype)):
+    for name, ours, theirs in (("gpu", table.gpu, target.gpu.key), ("dtype", table.dtype, target.dtype)):
         if ours != theirs:
             why = f"it is for {name} {ours!r}, the estimate for {theirs!r}"
             raise RooflineError(f"latency table not comparable: {why}; use a table built for {theirs!r}")
@@ -222,7 +223,7 @@ def check_comparable(table: LatencyTable, gpu_key: str, dtype: str) -> None:
 
 def network_latency(estimate: Estimate, table: LatencyTable) -> TableEstimate:
     """Sum per-kernel latencies of ``estimate``'s kernels, measured entries overriding the model."""
-    check_comparable(table, estimate.gpu.key, estimate.dtype)
+    check_comparable(table, estimate.target)
     # Predicted entries are ignored: the live model, which may have improved since the table was written,
     # predicts the same kernel at least as well.
     found = [table.entries.get(kernel_key(k, estimate.batch)) for k in estimate.fused.kernels]

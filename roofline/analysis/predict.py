@@ -7,7 +7,7 @@ Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
     time_k   = max(FLOPs_k / (P x q_k), bytes_k / B) + t_launch
     bound_k  = "compute" if FLOPs_k / (P x q_k) >= bytes_k / B else "memory"
 
-where P and B are the achievable roof (``roofline.hardware.gpus.achievable_roof``),
+where P and B are the target's achievable roof (``Target.roof``),
 t_launch is ``roofline.hardware.efficiency.KERNEL_OVERHEAD_S`` and q_k is the wave
 model's tile x tail efficiency (``roofline.analysis.waves``): compute time is waves x
 time per wave. With ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
@@ -19,7 +19,7 @@ another, as in an engine's single stream, so for the network
     utilization  = achieved / peak                        (DESIGN.md)
     AI           = sum_k FLOPs_k / sum_k bytes_k
 
-The "peak" of utilization and CMR is the datasheet roof unless the caller
+The "peak" of utilization and CMR is the datasheet roof unless the target
 asks for the achievable one; the result always names it.
 
 Batch enters only through the byte and FLOP counts: activations scale with it
@@ -29,23 +29,19 @@ rescaled instead of rebuilding the network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from roofline.analysis.target import Target
 from roofline.analysis.waves import Grid, WaveStats, decompose, work_of
-from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware import efficiency
-from roofline.hardware.gpus import GPU, Roof, achievable_roof
-from roofline.hardware.tiles import Tile
+from roofline.hardware.gpus import GPU, Roof
 from roofline.model.fusion import Kernel, fuse
 from roofline.model.ir import Network, numel
-
-PEAK_KINDS = ("datasheet", "achievable")
 
 
 @dataclass(frozen=True)
@@ -81,14 +77,11 @@ class FusedNetwork:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The roofline prediction of one network at one (GPU, dtype, batch)."""
+    """The roofline prediction of one network on one target at one batch."""
 
     fused: FusedNetwork
-    gpu: GPU
-    dtype: str
+    target: Target
     batch: int
-    model_roof: Roof  # the roof that times kernels
-    peak: Roof  # the roof that utilization and CMR refer to
     flops: np.ndarray
     bytes: np.ndarray
     compute_s: np.ndarray
@@ -98,6 +91,24 @@ class Estimate:
     @property
     def network(self) -> Network:
         return self.fused.network
+
+    @property
+    def gpu(self) -> GPU:
+        return self.target.gpu
+
+    @property
+    def dtype(self) -> str:
+        return self.target.dtype
+
+    @property
+    def model_roof(self) -> Roof:
+        """The roof that times kernels."""
+        return self.target.roof
+
+    @property
+    def peak(self) -> Roof:
+        """The roof that utilization and CMR refer to."""
+        return self.target.reference
 
     @cached_property
     def total_flops(self) -> float:
@@ -200,75 +211,27 @@ class Estimate:
         return out
 
 
-def check_setting(dtype: str, batch: int, peak: str = "datasheet") -> None:
-    """One-line errors for a bad dtype, batch or peak kind, shared by every evaluator."""
+def check_batch(batch: int) -> None:
+    """One-line error for a batch that is not a positive integer, shared by every evaluator."""
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise RooflineError(f"batch must be a positive integer, got {batch!r}")
-    if peak not in PEAK_KINDS:
-        raise RooflineError(f"unknown peak {peak!r}: choose datasheet or achievable")
-    if dtype not in DTYPE_BYTES:
-        raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
 
 
-def peak_roof(gpu: GPU, dtype: str, peak: str, model_roof: Roof) -> Roof:
-    """The roof utilization and CMR refer to: the datasheet, or the achievable roof that times kernels."""
-    return model_roof if peak == "achievable" else gpu.datasheet_roof(dtype)
-
-
-def evaluate(
-    network: Network | FusedNetwork,
-    gpu: GPU,
-    dtype: str = "fp16",
-    batch: int = 1,
-    *,
-    peak: str = "datasheet",
-    calibration: Mapping | None = None,
-    waves: bool = True,
-    tile: Tile | None = None,
-    blocks_per_sm: int | None = None,
-) -> Estimate:
-    """Predict ``network`` on ``gpu`` at ``dtype`` and ``batch`` (see module doc).
-
-    ``tile`` and ``blocks_per_sm`` fix the GEMM kernels' block mapping instead
-    of the heuristic in ``roofline.analysis.waves``; they need ``waves``.
-    """
-    check_setting(dtype, batch, peak)
+def evaluate(network: Network | FusedNetwork, target: Target, batch: int = 1) -> Estimate:
+    """Predict ``network`` on ``target`` at ``batch`` (see module doc)."""
+    check_batch(batch)
     fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
-    model_roof = achievable_roof(gpu, dtype, calibration)
-    reference = peak_roof(gpu, dtype, peak, model_roof)
     flops = fused.flops * batch
-    nbytes = fused.bytes(batch, DTYPE_BYTES[dtype])
-    compute_s, time_s, stats = kernel_times(
-        flops, nbytes, fused.grid, batch, gpu, dtype, model_roof, waves=waves, tile=tile,
-        blocks_per_sm=blocks_per_sm,
-    )  # fmt: skip
+    nbytes = fused.bytes(batch, target.dtype_bytes)
+    compute_s, time_s, stats = kernel_times(flops, nbytes, fused.grid, batch, target)
     return Estimate(
-        fused=fused,
-        gpu=gpu,
-        dtype=dtype,
-        batch=batch,
-        model_roof=model_roof,
-        peak=reference,
-        flops=flops,
-        bytes=nbytes,
-        compute_s=compute_s,
-        time_s=time_s,
-        waves=stats,
-    )
+        fused=fused, target=target, batch=batch, flops=flops, bytes=nbytes, compute_s=compute_s,
+        time_s=time_s, waves=stats,
+    )  # fmt: skip
 
 
 def kernel_times(
-    flops: np.ndarray,
-    nbytes: np.ndarray,
-    grid: Grid,
-    batch: int,
-    gpu: GPU,
-    dtype: str,
-    model_roof: Roof,
-    *,
-    waves: bool = True,
-    tile: Tile | None = None,
-    blocks_per_sm: int | None = None,
+    flops: np.ndarray, nbytes: np.ndarray, grid: Grid, batch: int, target: Target
 ) -> tuple[np.ndarray, np.ndarray, WaveStats | None]:
     """(compute_s, time_s, wave stats) per kernel at ``batch``: time_k of the module doc.
 
@@ -276,12 +239,11 @@ def kernel_times(
     networks at once (``roofline.analysis.blocks`` evaluates whole search spaces this way).
     """
     stats = None
-    compute_s = flops / model_roof.flops_s
-    if waves:
+    roof = target.roof
+    compute_s = flops / roof.flops_s
+    if target.waves:
         count, m = grid.at_batch(batch)
-        stats = decompose(grid.mapping, count, m, grid.n, gpu, DTYPE_BYTES[dtype], tile, blocks_per_sm)
+        stats = decompose(grid.mapping, count, m, grid.n, target)
         compute_s = compute_s / stats.quantization
-    elif tile is not None or blocks_per_sm is not None:
-        raise RooflineError("a tile or blocks-per-SM override needs the wave model; drop --no-waves")
-    time_s = np.maximum(compute_s, nbytes / model_roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+    time_s = np.maximum(compute_s, nbytes / roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
     return compute_s, time_s, stats

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -28,12 +27,10 @@ from typing import Any
 import numpy as np
 
 from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.target import Target
 from roofline.analysis.waves import MAPPINGS, WaveStats, decompose, work_of
-from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware import efficiency
-from roofline.hardware.gpus import GPU, achievable_roof
-from roofline.hardware.tiles import Tile
 from roofline.model.ir import Conv, Linear, numel
 
 
@@ -55,8 +52,7 @@ def find_kernel(fused: FusedNetwork, layer: str) -> int:
 class Staircase:
     layer: str
     op: str
-    gpu: GPU
-    dtype: str
+    target: Target
     batch: int
     width: int  # the layer's current width
     widths: np.ndarray
@@ -118,8 +114,8 @@ class Staircase:
         return {
             "layer": self.layer,
             "op": self.op,
-            "gpu": self.gpu.key,
-            "dtype": self.dtype,
+            "gpu": self.target.gpu.key,
+            "dtype": self.target.dtype,
             "batch": self.batch,
             "width": self.width,
             "edges": [int(w) for w in self.edges()],
@@ -141,16 +137,11 @@ class Staircase:
 def staircase(
     fused: FusedNetwork,
     layer: str,
-    gpu: GPU,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 1,
     widths: np.ndarray | None = None,
-    *,
-    tile: Tile | None = None,
-    blocks_per_sm: int | None = None,
-    calibration: Mapping | None = None,
 ) -> Staircase:
-    """Predict ``layer``'s latency at each of ``widths`` (default 1 .. 2 x its width)."""
+    """Predict ``layer``'s latency on ``target`` at each of ``widths`` (default 1 .. 2 x its width)."""
     i = find_kernel(fused, layer)
     kernel = fused.kernels[i]
     anchor = kernel.anchor
@@ -166,8 +157,8 @@ def staircase(
     # One width past the range tells whether the last step ends there.
     stride = int(widths[-1] - widths[-2]) if widths.size > 1 else 1
     widths = np.append(widths, widths[-1] + max(stride, 1))
-    dtype_bytes = DTYPE_BYTES[dtype]
-    roof = achievable_roof(gpu, dtype, calibration)
+    dtype_bytes = target.dtype_bytes
+    roof = target.roof
     scale = widths / width
     fixed_elems = numel(anchor.input_shapes[0])
     per_width_elems = fused.activation_elems[i] - fixed_elems
@@ -175,7 +166,7 @@ def staircase(
     flops = fused.flops[i] * batch * scale
     work = work_of(kernel)
     mapping = MAPPINGS.index(work.mapping)
-    stats = decompose(mapping, work.count, work.m * batch, widths, gpu, dtype_bytes, tile, blocks_per_sm)
+    stats = decompose(mapping, work.count, work.m * batch, widths, target)
     compute_s = flops / roof.flops_s / stats.quantization
     latency_s = np.maximum(compute_s, nbytes / roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
     work = stats.launched * stats.tile_m * stats.tile_n
@@ -185,8 +176,7 @@ def staircase(
     return Staircase(
         layer=layer,
         op=kernel.describe(),
-        gpu=gpu,
-        dtype=dtype,
+        target=target,
         batch=batch,
         width=width,
         widths=widths[inside],
@@ -195,6 +185,6 @@ def staircase(
         compute_s=compute_s[inside],
         latency_s=latency_s[inside],
         waves=stats,
-        peak_flops_s=gpu.peak(dtype),
+        peak_flops_s=target.reference.flops_s,
         closed=bool(work[-1] != work[-2]),
     )

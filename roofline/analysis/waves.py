@@ -51,8 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from roofline.hardware.gpus import GPU
-from roofline.hardware.tiles import Tile, gemm_tiles, line_blocks_per_sm, line_tile
+from roofline.analysis.target import Target
+from roofline.hardware.tiles import gemm_tiles, line_blocks_per_sm, line_tile
 from roofline.model.fusion import Kernel
 from roofline.model.ir import Conv, Linear, MatMul, numel
 
@@ -168,15 +168,13 @@ def decompose(
     count: np.ndarray,
     m: np.ndarray,
     n: np.ndarray,
-    gpu: GPU,
-    dtype_bytes: int,
-    tile: Tile | None = None,
-    blocks_per_sm: int | None = None,
+    target: Target,
 ) -> WaveStats:
-    """Blocks, waves and both quantizations for each problem (see module doc).
+    """Blocks, waves and both quantizations for each problem on ``target`` (see module doc).
 
-    ``tile`` and ``blocks_per_sm`` override the heuristic for GEMM kernels.
+    The target's ``tile`` and ``blocks_per_sm`` override the heuristic for GEMM kernels.
     """
+    gpu, dtype_bytes, tile, blocks_per_sm = target.gpu, target.dtype_bytes, target.tile, target.blocks_per_sm
     arrays = (np.asarray(a, dtype=np.int64) for a in (mapping, count, m, n))
     mapping, count, m, n = np.broadcast_arrays(*arrays)
     # Candidates too big for this GPU's SM are not offered (e.g. FP32 256x128 on a T4).

@@ -35,8 +35,8 @@ import numpy as np
 
 from roofline.analysis.predict import FusedNetwork, evaluate
 from roofline.analysis.staircase import staircase
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU
 from roofline.model.channels import ChannelGroup, channel_groups, resize
 from roofline.model.ir import Network
 
@@ -55,8 +55,7 @@ class Move:
 class Adjustment:
     network: Network  # the adjusted network
     mode: str
-    gpu: GPU
-    dtype: str
+    target: Target
     batch: int
     latency_before_s: float
     latency_after_s: float
@@ -76,8 +75,8 @@ class Adjustment:
         return {
             "model": self.network.name,
             "mode": self.mode,
-            "gpu": self.gpu.key,
-            "dtype": self.dtype,
+            "gpu": self.target.gpu.key,
+            "dtype": self.target.dtype,
             "batch": self.batch,
             "latency_before_s": self.latency_before_s,
             "latency_after_s": self.latency_after_s,
@@ -104,48 +103,46 @@ class Adjustment:
 class _Model:
     """Latency and parameters of the network with some groups resized."""
 
-    def __init__(self, network: Network, gpu: GPU, dtype: str, batch: int, calibration: Mapping | None):
-        self.network, self.gpu, self.dtype = network, gpu, dtype
-        self.batch, self.calibration = batch, calibration
+    def __init__(self, network: Network, target: Target, batch: int):
+        self.network, self.target, self.batch = network, target, batch
 
     def __call__(self, widths: Mapping[int, int]) -> tuple[float, int] | None:
         try:
             net = resize(self.network, widths)
         except ValueError:  # e.g. an option-A shortcut would have to drop channels
             return None
-        est = evaluate(net, self.gpu, self.dtype, self.batch, calibration=self.calibration)
+        est = evaluate(net, self.target, self.batch)
         return est.latency_s, net.params()
 
 
-def candidates(fused: FusedNetwork, group: ChannelGroup, gpu: GPU, dtype: str, batch: int,
-               multiple: int = 8, calibration: Mapping | None = None) -> list[int]:  # fmt: skip
+def candidates(
+    fused: FusedNetwork, group: ChannelGroup, target: Target, batch: int, multiple: int = 8
+) -> list[int]:
     """Right step edges of the group's summed producer staircases (multiples of ``multiple``)."""
     widths = np.arange(multiple, 2 * group.width + multiple, multiple)
     edges: set[int] = set()
     for producer in group.producers:
-        stairs = staircase(fused, producer, gpu, dtype, batch, widths, calibration=calibration)
+        stairs = staircase(fused, producer, target, batch, widths)
         edges.update(int(w) for w in stairs.edges())
     return sorted(edges)
 
 
 def adjust_widths(
     network: Network,
-    gpu: GPU,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 1,
     *,
     mode: str = "latency",
     tau: float = 0.01,
     delta: float = 0.95,
     multiple: int = 8,
-    calibration: Mapping | None = None,
 ) -> Adjustment:
     """Run the greedy adjustment; ``tau`` is a fraction of the network's parameters."""
     if mode not in MODES:
         raise RooflineError(f"unknown mode {mode!r}: choose latency or accuracy")
     if not 0 < delta <= 1 or tau <= 0:
         raise RooflineError(f"need 0 < delta <= 1 and tau > 0, got delta={delta}, tau={tau}")
-    model = _Model(network, gpu, dtype, batch, calibration)
+    model = _Model(network, target, batch)
     base_latency, base_params = model({})
     fused = FusedNetwork.of(network)
     groups = channel_groups(network)
@@ -154,18 +151,18 @@ def adjust_widths(
         raise RooflineError(f"{network.name}: no layer width may change (every channel group is fixed)")
     downs, ups = [], []
     for g in free:
-        cands = candidates(fused, g, gpu, dtype, batch, multiple, calibration)
+        cands = candidates(fused, g, target, batch, multiple)
         for chosen, out in ((max((c for c in cands if c < g.width), default=None), downs),
                             (min((c for c in cands if c > g.width), default=None), ups)):  # fmt: skip
             result = model({g.id: chosen}) if chosen is not None else None
             if result is not None:
                 out.append(Move(g, chosen, base_latency - result[0], result[1] - base_params))
 
-    def finish(moves: list[Move], bound: float, target: float | None) -> Adjustment:
+    def finish(moves: list[Move], bound: float, target_s: float | None) -> Adjustment:
         latency, params = model({m.group.id: m.width for m in moves}) or (base_latency, base_params)
         adjusted = resize(network, {m.group.id: m.width for m in moves})
-        return Adjustment(adjusted, mode, gpu, dtype, batch, base_latency, latency, base_params, params,
-                          target, bound, tuple(moves), groups)  # fmt: skip
+        return Adjustment(adjusted, mode, target, batch, base_latency, latency, base_params, params,
+                          target_s, bound, tuple(moves), groups)  # fmt: skip
 
     if mode == "accuracy":
         kept: list[Move] = []
@@ -176,7 +173,7 @@ def adjust_widths(
                 kept = trial
         return finish(kept, 0.0, None)
 
-    target = delta * base_latency
+    target_s = delta * base_latency
     bound = tau * base_params
     shrinks = sorted((d for d in downs if d.latency_gain_s > 0), key=lambda d: -d.latency_gain_s)
     widen = sorted(ups, key=lambda u: -u.latency_gain_s / max(u.param_gain, 1))  # cheapest per parameter
@@ -208,7 +205,7 @@ def adjust_widths(
                     trial, total, cost = [*trial, up], grown, cost - up.latency_gain_s
             if -bound < total < bound:
                 chosen = trial
-        result = finish(chosen, bound / base_params, target)
+        result = finish(chosen, bound / base_params, target_s)
         if result.met or bound > 2 * base_params:
             return result
         bound *= 2

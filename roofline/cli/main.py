@@ -36,14 +36,16 @@ from roofline import __version__, files
 from roofline.analysis import latency_table
 from roofline.analysis.batch import batch_sweep, resolve_batch
 from roofline.analysis.fold import fold, fold_batch, largest_foldable
-from roofline.analysis.predict import PEAK_KINDS, FusedNetwork, evaluate
+from roofline.analysis.predict import FusedNetwork, evaluate
 from roofline.analysis.staircase import staircase
+from roofline.analysis.target import PEAK_KINDS, Target
 from roofline.analysis.widths import MODES, adjust_widths
 from roofline.cli import plots, report
 from roofline.cli.survey_outputs import check_out_dir, write_outputs
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import all_gpus, get_gpu, load_calibration
+from roofline.hardware.calibration import load_calibration
+from roofline.hardware.gpus import all_gpus, get_gpu
 from roofline.hardware.tiles import parse_tile
 from roofline.model import zoo
 from roofline.model.ir import Network
@@ -315,25 +317,27 @@ def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
         yield resolve(spec, resolution)
 
 
-def _target(args: argparse.Namespace):
+#: Target fields that some commands take as options; a command without one gets the Target default.
+TARGET_OPTIONS = ("peak", "waves", "tile", "blocks_per_sm")
+
+
+def target_from_args(args: argparse.Namespace) -> Target:
+    """The one place the CLI builds a Target, before any model is traced, so bad options fail first."""
     gpu = get_gpu(args.gpu)
-    gpu.peak(args.dtype)  # fail on an unsupported dtype before any tracing
-    if args.tile is not None and args.blocks_per_sm is None:
-        args.tile.blocks_per_sm(gpu, DTYPE_BYTES[args.dtype])  # fail early if it cannot fit
-    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
-    return gpu, calibration
+    options = {name: getattr(args, name) for name in TARGET_OPTIONS if hasattr(args, name)}
+    target = Target(gpu, args.dtype, **options)
+    if args.calibration:
+        target = target.replace(calibration=load_calibration(args.calibration, gpu))
+    return target
 
 
 def _staircase(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     if args.plot:
         plots.check_path(args.plot)
     fused = FusedNetwork.of(resolve(args.model, args.resolution))
-    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
-    stairs = staircase(
-        fused, args.layer, gpu, args.dtype, batch, args.widths,
-        tile=args.tile, blocks_per_sm=args.blocks_per_sm, calibration=calibration,
-    )  # fmt: skip
+    batch = resolve_batch(args.batch, fused, target)
+    stairs = staircase(fused, args.layer, target, batch, args.widths)
     if args.plot:
         plots.staircase_plot(stairs, args.plot)
     if args.json:
@@ -344,19 +348,17 @@ def _staircase(args: argparse.Namespace) -> None:
     print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
     optimal = ", ".join(map(str, stairs.optimal_widths()))
     print(f"optimal widths (max utilization x throughput per step): {optimal}")
+    gpu = target.gpu
     print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {batch}; latency of this layer alone.")
     if args.plot:
         print(f"wrote {args.plot}")
 
 
 def _optimize_widths(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     network = resolve(args.model, args.resolution)
-    batch = resolve_batch(args.batch, FusedNetwork.of(network), gpu, args.dtype)
-    result = adjust_widths(
-        network, gpu, args.dtype, batch, mode=args.mode, tau=args.tau, delta=args.delta,
-        calibration=calibration,
-    )  # fmt: skip
+    batch = resolve_batch(args.batch, FusedNetwork.of(network), target)
+    result = adjust_widths(network, target, batch, mode=args.mode, tau=args.tau, delta=args.delta)
     if args.out:
         files.write_text(args.out, zoo.dumps(result.network))
     if args.json:
@@ -368,14 +370,12 @@ def _optimize_widths(args: argparse.Namespace) -> None:
 
 
 def _latency_table(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     merged = [latency_table.load(path) for path in args.merge]
     tables = []
     for spec in args.models:
         fused = FusedNetwork.of(resolve(spec, args.resolution))
-        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
-        estimate = evaluate(fused, gpu, args.dtype, batch, calibration=calibration, tile=args.tile,
-                            blocks_per_sm=args.blocks_per_sm)  # fmt: skip
+        estimate = evaluate(fused, target, resolve_batch(args.batch, fused, target))
         tables.append(
             latency_table.predicted_table(estimate, backend=merged[0].backend if merged else "roofline")
         )
@@ -393,18 +393,12 @@ def _analyze(args: argparse.Namespace) -> None:
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
     if not specs:
         raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     table = latency_table.load(args.latency_table) if args.latency_table else None
     estimates = []
     for network in _networks(specs, args.resolution):
         fused = FusedNetwork.of(network)
-        batch = resolve_batch(args.batch, fused, gpu, args.dtype)
-        estimates.append(
-            evaluate(
-                fused, gpu, args.dtype, batch, peak=args.peak, calibration=calibration, waves=args.waves,
-                tile=args.tile, blocks_per_sm=args.blocks_per_sm,
-            )
-        )  # fmt: skip
+        estimates.append(evaluate(fused, target, resolve_batch(args.batch, fused, target)))
     from_table = [latency_table.network_latency(e, table) for e in estimates] if table else []
     if args.json:
         out = [e.to_dict(layers=not args.summary) for e in estimates]
@@ -431,11 +425,8 @@ def _analyze(args: argparse.Namespace) -> None:
 
 
 def _batch_sweep(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
-    fused = FusedNetwork.of(resolve(args.model, args.resolution))
-    result = batch_sweep(
-        fused, gpu, args.dtype, calibration=calibration, tile=args.tile, blocks_per_sm=args.blocks_per_sm
-    )
+    target = target_from_args(args)
+    result = batch_sweep(FusedNetwork.of(resolve(args.model, args.resolution)), target)
     if args.json:
         _print_json(result.to_dict(layers=args.layers))
         return
@@ -443,16 +434,15 @@ def _batch_sweep(args: argparse.Namespace) -> None:
 
 
 def _fold(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     network = resolve(args.model, args.resolution)
     fused = FusedNetwork.of(network)
-    batch = resolve_batch(args.batch, fused, gpu, args.dtype)
+    batch = resolve_batch(args.batch, fused, target)
     if args.batch == "max":
         batch = largest_foldable(batch, args.factor)
     folded = fold(network, args.factor)
-    kw = {"calibration": calibration, "tile": args.tile, "blocks_per_sm": args.blocks_per_sm}
-    before = evaluate(fused, gpu, args.dtype, batch, **kw)
-    after = evaluate(folded.network, gpu, args.dtype, fold_batch(batch, args.factor), **kw)
+    before = evaluate(fused, target, batch)
+    after = evaluate(folded.network, target, fold_batch(batch, args.factor))
     if args.out:
         files.write_text(args.out, zoo.dumps(folded.network))
     if args.json:
@@ -464,7 +454,7 @@ def _fold(args: argparse.Namespace) -> None:
 
 
 def _survey(args: argparse.Namespace) -> None:
-    gpu, calibration = _target(args)
+    target = target_from_args(args)
     if args.tile is not None or args.blocks_per_sm is not None:
         raise RooflineError("survey uses the tile heuristic for every model; drop --tile/--blocks-per-sm")
     accuracies = load_accuracies(args.accuracy) if args.accuracy else None
@@ -472,9 +462,8 @@ def _survey(args: argparse.Namespace) -> None:
         check_out_dir(args.out)
     specs = args.models or zoo.zoo_names()
     result = survey(
-        _networks(specs, args.resolution), gpu, args.dtype, args.batch, fold_factor=args.fold,
-        accuracies=accuracies, calibration=calibration,
-    )  # fmt: skip
+        _networks(specs, args.resolution), target, args.batch, fold_factor=args.fold, accuracies=accuracies
+    )
     written = write_outputs(result, args.out) if args.out else []
     if args.json:
         _print_json(result.to_dict())
@@ -484,21 +473,18 @@ def _survey(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def _space_target(args: argparse.Namespace):
-    gpu = get_gpu(args.gpu)
-    gpu.peak(args.dtype)
-    calibration = load_calibration(args.calibration, gpu) if args.calibration else None
-    table = latency_table.load(args.latency_table) if args.latency_table else None
-    return gpu, calibration, table
+def _space_target(args: argparse.Namespace) -> tuple[Target, latency_table.LatencyTable | None]:
+    target = target_from_args(args)
+    return target, latency_table.load(args.latency_table) if args.latency_table else None
 
 
 def _nats_sweep(args: argparse.Namespace) -> None:
     from roofline.studies.spaces import nats
 
-    gpu, calibration, table = _space_target(args)
+    target, table = _space_target(args)
     if args.out:
         files.check_parent(args.out)
-    result = nats.sweep(gpu, args.dtype, args.batch, calibration, table)
+    result = nats.sweep(target, args.batch, table)
     if args.out:
         files.write_text(args.out, report.space_csv(result, nats.FRONTIER_KINDS))
     if args.json:
@@ -512,11 +498,11 @@ def _nats_sweep(args: argparse.Namespace) -> None:
 def _gpunet(args: argparse.Namespace) -> None:
     from roofline.studies.spaces import gpunet
 
-    gpu, calibration, table = _space_target(args)
+    target, table = _space_target(args)
     if args.out:
         files.check_parent(args.out)
     samples = gpunet.sobol_sample(args.samples, args.seed)
-    result = gpunet.estimate(samples, gpu, args.dtype, args.batch, calibration, table)
+    result = gpunet.estimate(samples, target, args.batch, table)
     if args.tier_edges_ms:
         tiers = gpunet.latency_tiers(result.latency_s, edges_ms=args.tier_edges_ms)
         count = len(args.tier_edges_ms) + 1

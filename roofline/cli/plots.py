@@ -71,7 +71,8 @@ def staircase_plot(stairs: Staircase, path: str | Path) -> None:
         handles = ax.get_legend_handles_labels()[0] + util.get_legend_handles_labels()[0]
         ax.legend(handles=handles, loc="upper left", fontsize="small")
         ax.set_title(
-            f"{stairs.layer} ({stairs.op}) on {stairs.gpu.name}, {stairs.dtype}, batch {stairs.batch}",
+            f"{stairs.layer} ({stairs.op}) on {stairs.target.gpu.name}, {stairs.target.dtype}, "
+            f"batch {stairs.batch}",
             fontsize="medium",
         )
 
@@ -122,7 +123,8 @@ def roofline_chart(survey: Survey, path: str | Path) -> None:
         ax.set_xlabel("arithmetic intensity (FLOP/byte, fused)")
         ax.set_ylabel("predicted TFLOP/s")
         ax.legend(loc="lower right", fontsize="small")
-        ax.set_title(f"Roofline: {survey.gpu.name}, {survey.dtype}, batch {survey.batch}", fontsize="medium")
+        title = f"Roofline: {survey.target.gpu.name}, {survey.target.dtype}, batch {survey.batch}"
+        ax.set_title(title, fontsize="medium")
 
     _save(path, draw)
 
@@ -179,7 +181,7 @@ def pareto_plot(survey: Survey, path: str | Path) -> None:
         ax.set_ylim(bottom=0)
         ax.xaxis.set_minor_formatter(_no_labels())
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-        ax.set_title(f"Throughput-utilization frontier: {survey.gpu.name}, {survey.dtype}, "
+        ax.set_title(f"Throughput-utilization frontier: {survey.target.gpu.name}, {survey.target.dtype}, "
                      f"batch {survey.batch}", fontsize="medium")  # fmt: skip
 
     _save(path, draw)
@@ -211,8 +213,10 @@ def accuracy_plot(survey: Survey, path: str | Path) -> None:
             ax.set_xlabel(unit)
             ax.set_ylabel("top-1 accuracy (%)")
             ax.legend(loc="lower left", fontsize="small")
-        fig.suptitle(f"Accuracy frontiers: {survey.gpu.name}, {survey.dtype}, batch {survey.batch}",
-                     fontsize="medium")  # fmt: skip
+        fig.suptitle(
+            f"Accuracy frontiers: {survey.target.gpu.name}, {survey.target.dtype}, batch {survey.batch}",
+            fontsize="medium",
+        )
 
     _save(path, draw)
 

@@ -160,7 +160,7 @@ def widths_table(result: Adjustment) -> str:
         )
     )
     return "\n".join([
-        f"== {result.network.name}: {result.mode} mode, {result.gpu.name}, {result.dtype}, "
+        f"== {result.network.name}: {result.mode} mode, {result.target.gpu.name}, {result.target.dtype}, "
         f"batch {result.batch}",
         table,
         f"latency {result.latency_before_s * 1e6:.1f} -> {result.latency_after_s * 1e6:.1f} us{target}",
@@ -308,7 +308,7 @@ def nats_report(sweep: Any, top: int, frontiers: bool) -> str:
 
     sizes = d["frontier_sizes"]
     lines = [
-        f"== NATS-Bench size space: {d['networks']} networks on {sweep.gpu}, {d['dtype']}, "
+        f"== NATS-Bench size space: {d['networks']} networks on {d['gpu']}, {d['dtype']}, "
         f"batch {d['batch']}, {d['resolution']}x{d['resolution']} input",
         *(f"{kind} frontier: {n} networks" for kind, n in sizes.items()),
         "",
@@ -344,8 +344,8 @@ def gpunet_dict(samples: np.ndarray, est: Any, tiers: tuple, seed: int) -> dict:
     """``roofline gpunet --json``: the setting, then each tier with its most-FLOPs sample's encoding."""
     return {
         "space": "gpunet",
-        "gpu": est.gpu.key,
-        "dtype": est.dtype,
+        "gpu": est.target.gpu.key,
+        "dtype": est.target.dtype,
         "batch": est.batch,
         "samples": len(est),
         "seed": seed,
@@ -375,7 +375,8 @@ def gpunet_report(samples: np.ndarray, est: Any, tiers: tuple) -> str:
     fmt = ("", "", ".3f", ".3f", ".2f", ".1f", "")
     return "\n".join(
         [
-            f"== GPUNet space: {len(est)} Sobol samples on {est.gpu.name}, {est.dtype}, batch {est.batch} "
+            f"== GPUNet space: {len(est)} Sobol samples on {est.target.gpu.name}, {est.target.dtype}, "
+            f"batch {est.batch} "
             f"({est.distinct_blocks} distinct blocks evaluated)",
             tabulate(rows, headers=headers, floatfmt=fmt, missingval="-"),
             "Best = most FLOPs within the tier's latency range. Encoding: resolution, stage-0 filters, "

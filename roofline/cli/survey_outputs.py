@@ -26,7 +26,7 @@ def markdown(s: Survey, figures: Sequence[str] = ()) -> str:
     memory = [e for e in est if e.bound == "memory"]
     first = est[0]
     lines = [
-        f"# Utilization survey: {s.gpu.name}, {s.dtype}",
+        f"# Utilization survey: {s.target.gpu.name}, {s.target.dtype}",
         "",
         f"{len(est)} models at batch {s.batch}; peak {first.peak.flops_s / 1e12:.1f} TFLOP/s "
         f"({first.peak.kind}), CMR {first.peak.cmr:.1f} FLOP/byte. Predicted by the roofline "

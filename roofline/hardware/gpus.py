@@ -1,13 +1,8 @@
-"""GPU database: datasheet figures from ``data/gpus.toml``, plus calibration.
+"""GPU database: datasheet figures from ``data/gpus.toml``, looked up by name or by device.
 
-Two roofs exist for every GPU and datatype (DESIGN.md, "Core definitions"):
-
-* **datasheet**: the dense peak FLOP/s and DRAM bandwidth NVIDIA publishes;
-* **achievable**: what a well-optimized kernel actually reaches. It comes from a
-  calibration file that ``kernels/`` writes from microbenchmarks (best large
-  GEMM, STREAM-like copy). Without one, it is the datasheet figure scaled by
-  the documented default efficiencies in ``roofline.hardware.efficiency``.
-
+Each GPU's datasheet roof (dense peak FLOP/s per dtype, DRAM bandwidth) is
+what NVIDIA publishes, with the source of every figure in the data file. The
+achievable roof, what kernels actually reach, is ``roofline.hardware.calibration``'s.
 Every report names the roof it used and where the figure came from.
 """
 
@@ -20,15 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from pathlib import Path
 from types import MappingProxyType
 
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
-from roofline.files import read_document
-from roofline.hardware import efficiency
-
-CALIBRATION_FORMAT = "roofline-calibration"
 
 
 @dataclass(frozen=True)
@@ -175,46 +165,3 @@ def match_device(name: str, compute_capability: str, sm_count: int, memory_bytes
         return -len(tokens & reported), abs(gpu.memory_bytes - memory_bytes)
 
     return min(candidates, key=rank)
-
-
-def achievable_roof(gpu: GPU, dtype: str, calibration: Mapping | None = None) -> Roof:
-    """The roof a well-optimized engine reaches (see ``roofline.hardware.efficiency``)."""
-    datasheet = gpu.datasheet_roof(dtype)
-    if calibration is not None:
-        flops = calibration["peak_flops_s"].get(dtype)
-        if flops is not None:
-            source = f"calibration: {calibration['source']}"
-            return Roof("achievable", flops, calibration["dram_bytes_s"], source)
-    return Roof(
-        kind="achievable",
-        flops_s=datasheet.flops_s * efficiency.COMPUTE,
-        dram_bytes_s=datasheet.dram_bytes_s * efficiency.BANDWIDTH,
-        source=(
-            f"datasheet x default efficiencies (compute {efficiency.COMPUTE}, "
-            f"bandwidth {efficiency.BANDWIDTH}; see roofline.hardware.efficiency)"
-        ),
-    )
-
-
-def load_calibration(path: str | Path, gpu: GPU) -> dict:
-    """Read a calibration file (JSON) and check it belongs to ``gpu``.
-
-    Format, written by the microbenchmarks of a later issue::
-
-        {"format": "roofline-calibration", "version": 1, "gpu": "h100-sxm",
-         "source": "kernels/calibrate.py on <host>, <date>",
-         "dram_bytes_s": 3.0e12, "peak_flops_s": {"fp16": 7.9e14, ...}}
-    """
-    data = read_document(path, "calibration file", CALIBRATION_FORMAT)
-    try:
-        owner = get_gpu(str(data["gpu"])).key
-        source = str(data["source"])
-        bandwidth = float(data["dram_bytes_s"])
-        peaks = {str(k): float(v) for k, v in dict(data["peak_flops_s"]).items()}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RooflineError(f"calibration file {path} is malformed ({exc}); regenerate it") from None
-    if owner != gpu.key:
-        raise RooflineError(f"calibration file {path} was measured on {owner}, not {gpu.key}")
-    if bandwidth <= 0 or any(v <= 0 for v in peaks.values()):
-        raise RooflineError(f"calibration file {path} has a non-positive rate; regenerate it")
-    return {"source": source, "dram_bytes_s": bandwidth, "peak_flops_s": peaks}

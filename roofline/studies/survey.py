@@ -22,8 +22,8 @@ import numpy as np
 from roofline.analysis.batch import resolve_batch
 from roofline.analysis.fold import fold, fold_batch, largest_foldable
 from roofline.analysis.predict import Estimate, FusedNetwork, evaluate
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU
 from roofline.model.ir import Network
 from roofline.studies.pareto import pareto_front
 
@@ -79,8 +79,7 @@ def _front(throughput: np.ndarray, other: np.ndarray) -> list[int]:
 @dataclass(frozen=True)
 class Survey:
     entries: tuple[Entry, ...]
-    gpu: GPU
-    dtype: str
+    target: Target
     batch: int | str  # as asked: a number, or "max"
     fold_factor: int | None
 
@@ -129,9 +128,9 @@ class Survey:
     def to_dict(self) -> dict[str, Any]:
         first = self.entries[0].estimate
         out: dict[str, Any] = {
-            "gpu": self.gpu.key,
-            "gpu_name": self.gpu.name,
-            "dtype": self.dtype,
+            "gpu": self.target.gpu.key,
+            "gpu_name": self.target.gpu.name,
+            "dtype": self.target.dtype,
             "batch": self.batch,
             "fold_factor": self.fold_factor,
             "peak": first.peak.to_dict(),
@@ -178,13 +177,11 @@ def load_accuracies(path: str | Path) -> dict[str, float]:
 
 def survey(
     networks: Sequence[Network],
-    gpu: GPU,
-    dtype: str,
+    target: Target,
     batch: int | str,
     *,
     fold_factor: int | None = None,
     accuracies: Mapping[str, float] | None = None,
-    calibration: Mapping | None = None,
     progress: Callable[[Network], None] | None = None,
 ) -> Survey:
     """Evaluate every network; fold those below the CMR when ``fold_factor`` is given (module doc)."""
@@ -194,16 +191,14 @@ def survey(
         if progress is not None:
             progress(network)
         fused = FusedNetwork.of(network)
-        n = resolve_batch(batch, fused, gpu, dtype)
-        estimate = evaluate(fused, gpu, dtype, n, calibration=calibration)
+        n = resolve_batch(batch, fused, target)
+        estimate = evaluate(fused, target, n)
         folded = None
         if fold_factor and estimate.arithmetic_intensity < estimate.peak.cmr:
             if batch == "max":  # compare both at one image count that folds evenly and fits
                 n = largest_foldable(n, fold_factor)
-                estimate = evaluate(fused, gpu, dtype, n, calibration=calibration)
+                estimate = evaluate(fused, target, n)
             samples = fold_batch(n, fold_factor)
-            folded = evaluate(
-                fold(network, fold_factor).network, gpu, dtype, samples, calibration=calibration
-            )
+            folded = evaluate(fold(network, fold_factor).network, target, samples)
         entries.append(Entry(estimate, folded, accuracies.get(network.name)))
-    return Survey(tuple(entries), gpu, dtype, batch, fold_factor)
+    return Survey(tuple(entries), target, batch, fold_factor)

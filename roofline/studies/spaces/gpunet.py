@@ -95,16 +95,17 @@ holds the targets of the released models) or n quantile tiers of equal size.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from roofline.analysis.blocks import block_costs
 from roofline.analysis.latency_table import LatencyTable
-from roofline.analysis.predict import check_setting, peak_roof
+from roofline.analysis.predict import check_batch
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU, Roof, achievable_roof, get_gpu
+from roofline.hardware.gpus import Roof
 from roofline.model.builder import NetBuilder
 from roofline.model.ir import Network
 
@@ -437,16 +438,14 @@ def _block_network(key: Sequence[int]) -> Network:
 
 @dataclass(frozen=True)
 class SampleEstimates:
-    """Roofline estimates of n GPUNet samples at one (GPU, dtype, batch); arrays have length n.
+    """Roofline estimates of n GPUNet samples on one target at one batch; arrays have length n.
 
     Same definitions as ``roofline.analysis.predict.Estimate``: latency_s = sum of kernel
     times, throughput = batch / latency, utilization = FLOPs x throughput / peak.
     """
 
-    gpu: GPU
-    dtype: str
+    target: Target
     batch: int
-    peak: Roof  # the roof utilization refers to
     latency_s: np.ndarray
     throughput_img_s: np.ndarray
     flops_per_image: np.ndarray
@@ -459,28 +458,21 @@ class SampleEstimates:
     def __len__(self) -> int:
         return len(self.latency_s)
 
+    @property
+    def peak(self) -> Roof:
+        """The roof utilization refers to."""
+        return self.target.reference
 
-def estimate(
-    samples,
-    gpu: GPU | str,
-    dtype: str = "fp16",
-    batch: int = 1,
-    calibration: Mapping | None = None,
-    table: LatencyTable | None = None,
-    *,
-    peak: str = "datasheet",
-) -> SampleEstimates:
+
+def estimate(samples, target: Target, batch: int = 1, table: LatencyTable | None = None) -> SampleEstimates:
     """Block-additive roofline estimates of every sample (module doc, "Fast estimates").
 
     ``samples`` is an (n, 41) array of encodings (``sobol_sample``). Equal to
     ``roofline.analysis.predict.evaluate(gpunet_network(decode(row)), ...)`` per row up
     to float rounding; with ``table``, a kernel with a measured entry takes
     the measured latency, as in ``roofline.analysis.latency_table.network_latency``.
-    ``peak`` is "datasheet" or "achievable", as in ``evaluate``.
     """
-    if isinstance(gpu, str):
-        gpu = get_gpu(gpu)
-    check_setting(dtype, batch, peak)
+    check_batch(batch)
     batch = int(batch)
     arr = check_samples(samples)
     n = len(arr)
@@ -494,18 +486,16 @@ def estimate(
     packed = np.ravel_multi_index(tuple(keys.T), _KEY_DIMS)
     _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
     blocks = [_block_network(row) for row in keys[first]]
-    costs = block_costs(blocks, gpu, dtype, batch, calibration=calibration, table=table)
+    costs = block_costs(blocks, target, batch, table)
 
     def total(per_block: np.ndarray) -> np.ndarray:
         return np.bincount(sample, weights=per_block[inverse] * counts, minlength=n)
 
     latency_s, flops = total(costs.time_s), total(costs.flops)
-    reference = peak_roof(gpu, dtype, peak, achievable_roof(gpu, dtype, calibration))
+    reference = target.reference
     return SampleEstimates(
-        gpu=gpu,
-        dtype=dtype,
+        target=target,
         batch=batch,
-        peak=reference,
         latency_s=latency_s,
         throughput_img_s=batch / latency_s,
         flops_per_image=flops / batch,

@@ -48,7 +48,7 @@ for random and edge configurations).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -57,9 +57,10 @@ import numpy as np
 
 from roofline.analysis.blocks import block_costs
 from roofline.analysis.latency_table import LatencyTable
-from roofline.analysis.predict import check_setting, peak_roof
+from roofline.analysis.predict import check_batch
+from roofline.analysis.target import Target
 from roofline.errors import RooflineError
-from roofline.hardware.gpus import GPU, Roof, achievable_roof, get_gpu
+from roofline.hardware.gpus import Roof
 from roofline.model.builder import NetBuilder
 from roofline.model.ir import Network
 from roofline.studies.pareto import pareto_front
@@ -288,7 +289,7 @@ def choice_indices() -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpaceSweep:
-    """Every network of the size space on one (GPU, dtype, batch); arrays are aligned by row.
+    """Every network of the size space on one target at one batch; arrays are aligned by row.
 
     Figures are those of ``roofline.analysis.predict.evaluate`` for each network (module
     doc of ``roofline.analysis.predict``): ``flops`` is per image (2 x MACs),
@@ -307,17 +308,19 @@ class SpaceSweep:
     utilization: np.ndarray
     arithmetic_intensity: np.ndarray
     measured_kernels: np.ndarray  # kernels timed from a latency table's measured entries
-    gpu: str
-    dtype: str
+    target: Target
     batch: int
-    peak: Roof  # the roof utilization and CMR refer to
-    model_roof: Roof  # the roof that timed the kernels
     num_classes: int
     resolution: int
 
     @property
     def networks(self) -> int:
         return len(self.channels)
+
+    @property
+    def peak(self) -> Roof:
+        """The roof utilization and CMR refer to."""
+        return self.target.reference
 
     @property
     def cmr(self) -> float:
@@ -379,14 +382,14 @@ class SpaceSweep:
         out: dict[str, Any] = {
             "space": "nats-bench-sss",
             "cell": GENOTYPE,
-            "gpu": self.gpu,
-            "dtype": self.dtype,
+            "gpu": self.target.gpu.key,
+            "dtype": self.target.dtype,
             "batch": self.batch,
             "resolution": self.resolution,
             "num_classes": self.num_classes,
             "networks": self.networks,
             "peak": self.peak.to_dict(),
-            "model_roof": self.model_roof.to_dict(),
+            "model_roof": self.target.roof.to_dict(),
             "frontier_sizes": {kind: len(rows) for kind, rows in fronts.items()},
             "best_throughput": ranked(every, self.throughput_img_s)[:top],
             "best_utilization": ranked(every, self.utilization)[:top],
@@ -397,13 +400,10 @@ class SpaceSweep:
 
 
 def sweep(
-    gpu: GPU | str,
-    dtype: str = "fp16",
+    target: Target,
     batch: int = 256,
-    calibration: Mapping | None = None,
     table: LatencyTable | None = None,
     *,
-    peak: str = "datasheet",
     num_classes: int = 10,
     resolution: int = 32,
 ) -> SpaceSweep:
@@ -412,20 +412,15 @@ def sweep(
     The 280 distinct blocks (8 stems, 8 first cells, 4 x 64 two-channel
     blocks, 8 heads) are fused and timed in one ``block_costs`` call; each
     network's latency, FLOPs, bytes and parameters are then the sums of its
-    seven blocks', gathered with numpy. ``calibration`` and ``table`` act as in
-    ``roofline.analysis.predict.evaluate`` and ``latency_table.network_latency``;
-    ``peak`` picks the roof of utilization (datasheet by default, as
-    ``evaluate``).
+    seven blocks', gathered with numpy. ``target`` and ``table`` act as in
+    ``roofline.analysis.predict.evaluate`` and ``latency_table.network_latency``.
     """
-    gpu = get_gpu(gpu) if isinstance(gpu, str) else gpu
-    check_setting(dtype, batch, peak)
+    check_batch(batch)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise RooflineError(f"num_classes must be a positive integer, got {num_classes!r}")
     _check_resolution(resolution)
-    model_roof = achievable_roof(gpu, dtype, calibration)
-    reference = peak_roof(gpu, dtype, peak, model_roof)
     blocks, tables = _blocks(num_classes, resolution)
-    costs = block_costs(blocks, gpu, dtype, batch, calibration=calibration, table=table)
+    costs = block_costs(blocks, target, batch, table)
     idx = choice_indices()
     latency_s = _gather(costs.time_s, tables, idx)
     flops_batch = _gather(costs.flops, tables, idx)
@@ -439,14 +434,11 @@ def sweep(
         bytes=nbytes,
         latency_s=latency_s,
         throughput_img_s=throughput,
-        utilization=flops * throughput / reference.flops_s,
+        utilization=flops * throughput / target.reference.flops_s,
         arithmetic_intensity=flops_batch / nbytes,
         measured_kernels=_gather(costs.measured_kernels, tables, idx),
-        gpu=gpu.key,
-        dtype=dtype,
+        target=target,
         batch=batch,
-        peak=reference,
-        model_roof=model_roof,
         num_classes=num_classes,
         resolution=resolution,
     )
