@@ -18,6 +18,7 @@ from roofline.analysis.batch import (
     resolve_batch,
     sweep_batches,
 )
+from roofline.analysis.target import Target
 from roofline.model import ir, zoo
 from roofline.model.builder import NetBuilder
 from roofline.model.ir import numel
@@ -133,20 +134,23 @@ def test_live_activations_bounded_by_kernels_and_by_all_tensors(name):
 def test_memory_fit_is_the_largest_batch_that_fits(name, gpu, dtype):
     g = get_gpu(gpu)
     fused = FusedNetwork.of(zoo.load(name))
-    fit = memory_fit(fused, g, dtype)
+    fit = memory_fit(fused, Target(g, dtype))
     assert fit.max_batch >= 1
     assert fit.bytes_at(fit.max_batch) <= g.memory_bytes < fit.bytes_at(fit.max_batch + 1)
     assert fit.weight_bytes == int(fused.weight_elems.sum()) * DTYPE_BYTES[dtype]
     assert fit.live_bytes_per_image == live_activation_elems(fused) * DTYPE_BYTES[dtype]
     assert (fit.workspace_bytes, fit.reserved_bytes) == (WORKSPACE_BYTES, RESERVED_BYTES)
     assert fit.to_dict()["max_batch"] == fit.max_batch
-    assert resolve_batch("max", fused, g, dtype) == fit.max_batch
-    assert resolve_batch(7, fused, g, dtype) == 7
+    assert resolve_batch("max", fused, Target(g, dtype)) == fit.max_batch
+    assert resolve_batch(7, fused, Target(g, dtype)) == 7
 
 
 def test_narrower_dtype_fits_at_least_twice_the_batch():
     fused = FusedNetwork.of(zoo.load("resnet50"))
-    assert memory_fit(fused, V100, "fp16").max_batch >= 2 * memory_fit(fused, V100, "fp32").max_batch
+    assert (
+        memory_fit(fused, Target(V100, "fp16")).max_batch
+        >= 2 * memory_fit(fused, Target(V100, "fp32")).max_batch
+    )
 
 
 def _huge_linear():
@@ -159,11 +163,11 @@ def test_model_that_cannot_fit_batch_1_raises():
     fused = FusedNetwork.of(_huge_linear())
     assert fused.weight_elems.sum() == 2**33
     with pytest.raises(RooflineError, match="does not fit on NVIDIA T4"):
-        memory_fit(fused, get_gpu("t4"), "fp16")
+        memory_fit(fused, Target.of("t4", "fp16"))
     with pytest.raises(RooflineError, match="does not fit"):
-        resolve_batch("max", fused, get_gpu("t4"), "fp16")
+        resolve_batch("max", fused, Target.of("t4", "fp16"))
     # 16 GiB of int8 weights fit on an 80 GB H100, with room for a large batch.
-    assert memory_fit(fused, get_gpu("h100"), "int8").max_batch > 1000
+    assert memory_fit(fused, Target.of("h100", "int8")).max_batch > 1000
 
 
 # --- cmr_crossing_batch -----------------------------------------------------------------------------------
@@ -171,10 +175,10 @@ def test_model_that_cannot_fit_batch_1_raises():
 
 def test_resnet50_on_v100_crosses_the_cmr_at_batch_25():
     fused = FusedNetwork.of(zoo.load("resnet50"))
-    sweep = batch_sweep(fused, V100, "fp16")
+    sweep = batch_sweep(fused, Target(V100, "fp16"))
     assert sweep.cmr_crossing_batch == 25
-    assert evaluate(fused, V100, "fp16", 24).arithmetic_intensity < sweep.cmr
-    assert evaluate(fused, V100, "fp16", 25).arithmetic_intensity >= sweep.cmr
+    assert evaluate(fused, Target(V100, "fp16"), 24).arithmetic_intensity < sweep.cmr
+    assert evaluate(fused, Target(V100, "fp16"), 25).arithmetic_intensity >= sweep.cmr
     assert sweep.to_dict()["cmr_crossing_fits"] is True
 
 
@@ -183,18 +187,18 @@ def test_resnet50_on_v100_crosses_the_cmr_at_batch_25():
 def test_crossing_is_the_smallest_batch_reaching_the_cmr(name, gpu):
     g = get_gpu(gpu)
     fused = FusedNetwork.of(zoo.load(name))
-    sweep = batch_sweep(fused, g, "fp16")
+    sweep = batch_sweep(fused, Target(g, "fp16"))
     n = sweep.cmr_crossing_batch
     if n is None:
         assert sweep.ai_limit <= sweep.cmr
         return
-    assert evaluate(fused, g, "fp16", n).arithmetic_intensity >= sweep.cmr
+    assert evaluate(fused, Target(g, "fp16"), n).arithmetic_intensity >= sweep.cmr
     if n > 1:
-        assert evaluate(fused, g, "fp16", n - 1).arithmetic_intensity < sweep.cmr
+        assert evaluate(fused, Target(g, "fp16"), n - 1).arithmetic_intensity < sweep.cmr
 
 
 def test_efficientnet_b0_never_crosses():
-    sweep = batch_sweep(FusedNetwork.of(zoo.load("efficientnet_b0")), V100, "fp16")
+    sweep = batch_sweep(FusedNetwork.of(zoo.load("efficientnet_b0")), Target(V100, "fp16"))
     assert sweep.ai_limit <= sweep.cmr and sweep.cmr_crossing_batch is None
     d = sweep.to_dict()
     assert d["cmr_crossing_batch"] is None and d["cmr_crossing_fits"] is False
@@ -241,8 +245,8 @@ def test_sweep_batches_are_powers_of_two_then_the_max(max_batch):
 @pytest.mark.parametrize("name", ["resnet50", "efficientnet_b0", "cifar_resnet56", "mobilenetv2_100"])
 def test_batch_sweep(name):
     fused = FusedNetwork.of(zoo.load(name))
-    sweep = batch_sweep(fused, V100, "fp16")
-    fit = memory_fit(fused, V100, "fp16")
+    sweep = batch_sweep(fused, Target(V100, "fp16"))
+    fit = memory_fit(fused, Target(V100, "fp16"))
     assert sweep.fit == fit
     batches = [e.batch for e in sweep.estimates]
     assert batches == sweep_batches(fit.max_batch)
@@ -280,7 +284,7 @@ def test_batch_sweep(name):
 
 def test_kernel_ai_limits_bound_every_kernel():
     fused = FusedNetwork.of(zoo.load("resnet50"))
-    sweep = batch_sweep(fused, V100, "fp16")
+    sweep = batch_sweep(fused, Target(V100, "fp16"))
     for e in sweep.estimates:
         assert np.all(e.kernel_ai() <= sweep.kernel_ai_limit * (1 + 1e-12))
     assert math.isfinite(sweep.ai_limit)

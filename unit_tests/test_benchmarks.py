@@ -15,6 +15,7 @@ import pytest
 from roofline import evaluate, get_gpu
 from roofline.analysis.predict import FusedNetwork
 from roofline.analysis.staircase import staircase
+from roofline.analysis.target import Target
 from roofline.analysis.widths import adjust_widths
 from roofline.model import zoo
 
@@ -27,7 +28,7 @@ def test_bench_zoo_evaluation_from_ir(benchmark):
 
     def run():
         zoo._load.cache_clear()
-        return [evaluate(zoo.load(name), gpu, "fp16", 256) for name in zoo.zoo_names()]
+        return [evaluate(zoo.load(name), Target(gpu, "fp16"), 256) for name in zoo.zoo_names()]
 
     estimates = benchmark(run)
     assert len(estimates) == len(zoo.zoo_names())
@@ -37,7 +38,7 @@ def test_bench_zoo_evaluation_prefused(benchmark):
     """Evaluation alone, once fusion is done (what a batch or GPU sweep repeats)."""
     gpu = get_gpu("v100")
     fused = [FusedNetwork.of(zoo.load(name)) for name in zoo.zoo_names()]
-    estimates = benchmark(lambda: [evaluate(f, gpu, "fp16", 256) for f in fused])
+    estimates = benchmark(lambda: [evaluate(f, Target(gpu, "fp16"), 256) for f in fused])
     assert len(estimates) == len(fused)
 
 
@@ -53,7 +54,7 @@ def test_bench_trace_timm_resnet50(benchmark):
 
 def test_bench_staircase_512_widths(benchmark):
     fused = FusedNetwork.of(zoo.load("resnet50"))
-    stairs = benchmark(staircase, fused, "layer3.0.conv2", get_gpu("v100"), "fp16", 8, np.arange(1, 513))
+    stairs = benchmark(staircase, fused, "layer3.0.conv2", Target.of("v100"), 8, np.arange(1, 513))
     assert len(stairs.widths) == 512
 
 
@@ -61,7 +62,7 @@ def test_bench_staircase_512_widths(benchmark):
 def test_bench_width_adjustment_resnet56(benchmark, batch):
     net = zoo.load("cifar_resnet56")
     result = benchmark.pedantic(
-        adjust_widths, args=(net, get_gpu("v100"), "fp16", batch), rounds=3, iterations=1
+        adjust_widths, args=(net, Target.of("v100"), batch), rounds=3, iterations=1
     )
     assert result.latency_after_s <= result.latency_before_s
 
@@ -75,7 +76,7 @@ def test_bench_zoo_survey_with_figures(benchmark, tmp_path):
 
     def run():
         zoo._load.cache_clear()
-        result = survey([zoo.load(n) for n in zoo.zoo_names()], gpu, "fp16", 256, fold_factor=4)
+        result = survey([zoo.load(n) for n in zoo.zoo_names()], Target(gpu, "fp16"), 256, fold_factor=4)
         return write_outputs(result, tmp_path)
 
     written = benchmark.pedantic(run, rounds=3, iterations=1)

@@ -6,6 +6,7 @@ import pytest
 
 from roofline import FusedNetwork, get_gpu
 from roofline.analysis.batch import memory_fit
+from roofline.analysis.target import Target
 from roofline.cli.main import main
 from roofline.model import zoo
 from roofline.model.builder import NetBuilder
@@ -24,7 +25,7 @@ def run(capsys, *argv):
 
 
 def _max_batch(name, gpu="v100", dtype="fp16"):
-    return memory_fit(FusedNetwork.of(zoo.load(name)), get_gpu(gpu), dtype).max_batch
+    return memory_fit(FusedNetwork.of(zoo.load(name)), Target.of(gpu, dtype)).max_batch
 
 
 # --- batch-sweep ------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from roofline import FusedNetwork, Network, RooflineError, evaluate, get_gpu
 from roofline.analysis.fold import WIDTH_MULTIPLE, fold, fold_batch
+from roofline.analysis.target import Target
 from roofline.model import ir, zoo
 from roofline.model.channels import channel_groups
 
@@ -22,8 +23,8 @@ IMAGES = 4096
 def _before_after(name, factor, images=IMAGES):
     net = zoo.load(name)
     folded = fold(net, factor)
-    before = evaluate(FusedNetwork.of(net), V100, "fp16", images)
-    after = evaluate(folded.network, V100, "fp16", fold_batch(images, factor))
+    before = evaluate(FusedNetwork.of(net), Target(V100, "fp16"), images)
+    after = evaluate(folded.network, Target(V100, "fp16"), fold_batch(images, factor))
     return net, folded, before, after
 
 
@@ -104,8 +105,8 @@ def test_images_per_sample_survives_the_ir_round_trip():
     back = Network.from_dict(json.loads(zoo.dumps(folded)))
     assert back.images_per_sample == 4
     assert back == folded
-    a = evaluate(folded, V100, "fp16", 64)
-    b = evaluate(back, V100, "fp16", 64)
+    a = evaluate(folded, Target(V100, "fp16"), 64)
+    b = evaluate(back, Target(V100, "fp16"), 64)
     assert (b.images, b.throughput_img_s) == (256, a.throughput_img_s)
 
 

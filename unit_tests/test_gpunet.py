@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from roofline import RooflineError, evaluate, get_gpu
 from roofline.analysis.latency_table import Entry, LatencyTable, kernel_key, network_latency
+from roofline.analysis.target import Target
 from roofline.studies.spaces import gpunet as g
 
 pytestmark = pytest.mark.analytic
@@ -187,7 +188,7 @@ def test_minimal_arch_flops_and_params_by_hand(v100):
         + 3_612_672 + 169_344 + 1_806_336 + 3_612_672 + 84_672 + 1_204_224 + 11_239_424 + 1_792_000
     )  # fmt: skip
     assert net.params() == params
-    est = g.estimate(np.array([MINIMAL]), v100)
+    est = g.estimate(np.array([MINIMAL]), Target(v100))
     assert est.flops_per_image[0] == flops and est.params[0] == params
     # SE on stage 2 (hidden 48, C_in 24): 48 -> round(24 / 4) = 6 -> 48, both 1x1 with bias, at 1x1.
     se = g.gpunet_network(with_values(MINIMAL, stage2_se=1))
@@ -207,11 +208,11 @@ def _exactness_archs():
 @pytest.mark.parametrize("batch", [1, 8])
 def test_estimate_equals_whole_network_evaluate(v100, batch):
     rows = _exactness_archs()
-    est = g.estimate(np.array(rows), v100, "fp16", batch)
+    est = g.estimate(np.array(rows), Target(v100, "fp16"), batch)
     assert len(est) == len(rows) and est.distinct_blocks > 0
     for i, row in enumerate(rows):
         net = g.gpunet_network(g.decode(row))
-        ref = evaluate(net, v100, "fp16", batch)
+        ref = evaluate(net, Target(v100, "fp16"), batch)
         assert est.latency_s[i] == pytest.approx(ref.latency_s, rel=REL)
         assert est.throughput_img_s[i] == pytest.approx(ref.throughput_img_s, rel=REL)
         assert est.utilization[i] == pytest.approx(ref.utilization, rel=REL)
@@ -223,20 +224,22 @@ def test_estimate_equals_whole_network_evaluate(v100, batch):
 
 def test_estimate_rejects_bad_input(v100):
     with pytest.raises(RooflineError, match="batch"):
-        g.estimate(np.array([MINIMAL]), v100, batch=0)
+        g.estimate(np.array([MINIMAL]), Target(v100), batch=0)
     with pytest.raises(RooflineError, match="dtype"):
-        g.estimate(np.array([MINIMAL]), v100, dtype="fp12")
+        g.estimate(np.array([MINIMAL]), Target(v100, "fp12"))
     with pytest.raises(RooflineError, match="integers"):
-        g.estimate(np.array([MINIMAL], dtype=float), v100)
+        g.estimate(np.array([MINIMAL], dtype=float), Target(v100))
     with pytest.raises(RooflineError, match="not comparable"):
-        g.estimate(np.array([MINIMAL]), v100, table=LatencyTable("a100-sxm4-80gb", "fp16", "tensorrt"))
+        g.estimate(
+            np.array([MINIMAL]), Target(v100), table=LatencyTable("a100-sxm4-80gb", "fp16", "tensorrt")
+        )
 
 
 @pytest.mark.parametrize("batch", [1, 8])
 def test_measured_entry_changes_latency_by_exactly_its_difference(v100, batch):
     rows = np.array([MAXIMAL, MINIMAL])
-    base = g.estimate(rows, v100, "fp16", batch)
-    ref = evaluate(g.gpunet_network(MAXIMAL), v100, "fp16", batch)
+    base = g.estimate(rows, Target(v100, "fp16"), batch)
+    ref = evaluate(g.gpunet_network(MAXIMAL), Target(v100, "fp16"), batch)
     keys = [kernel_key(k, batch) for k in ref.fused.kernels]
     # the slowest kernel of the repeated stage-7 block: identical kernels share one key
     stage7 = [t if "stage7.5." in k.name else 0 for k, t in zip(ref.fused.kernels, ref.time_s, strict=True)]
@@ -245,7 +248,7 @@ def test_measured_entry_changes_latency_by_exactly_its_difference(v100, batch):
     assert repeats == 14  # stage 7 has 15 layers; blocks 1..14 are alike
     measured_s = 3e-6
     table = LatencyTable(v100.key, "fp16", "tensorrt", {keys[i]: Entry(measured_s, "measured", 100)})
-    est = g.estimate(rows, v100, "fp16", batch, table=table)
+    est = g.estimate(rows, Target(v100, "fp16"), batch, table=table)
     assert est.latency_s[0] - base.latency_s[0] == pytest.approx(
         repeats * (measured_s - ref.time_s[i]), rel=REL
     )
@@ -259,7 +262,7 @@ def test_measured_entry_changes_latency_by_exactly_its_difference(v100, batch):
 
 @pytest.fixture(scope="module")
 def sampled(v100):
-    return g.estimate(g.sobol_sample(512, seed=11), v100, "fp16", 1)
+    return g.estimate(g.sobol_sample(512, seed=11), Target(v100, "fp16"), 1)
 
 
 def test_quantile_tiers_cover_every_sample_in_latency_order(sampled):
@@ -313,7 +316,7 @@ def test_bench_gpunet_100k(benchmark, v100):
     """Sample 100,000 encodings and estimate them on V100 FP16 at batch 1 (target < 60 s on 2 cores)."""
 
     def run():
-        return g.estimate(g.sobol_sample(100_000, seed=0), v100, "fp16", 1)
+        return g.estimate(g.sobol_sample(100_000, seed=0), Target(v100, "fp16"), 1)
 
     est = benchmark.pedantic(run, rounds=1, iterations=1)
     benchmark.extra_info["distinct_blocks"] = est.distinct_blocks
@@ -321,7 +324,7 @@ def test_bench_gpunet_100k(benchmark, v100):
 
 
 def test_achievable_peak_and_gpu_by_name(v100):
-    est = g.estimate(np.array([MAXIMAL]), "v100", "fp16", 4, peak="achievable")
-    ref = evaluate(g.gpunet_network(MAXIMAL), v100, "fp16", 4, peak="achievable")
+    est = g.estimate(np.array([MAXIMAL]), Target.of("v100", "fp16", peak="achievable"), 4)
+    ref = evaluate(g.gpunet_network(MAXIMAL), Target(v100, "fp16", peak="achievable"), 4)
     assert est.peak == ref.peak
     assert est.utilization[0] == pytest.approx(ref.utilization, rel=REL)

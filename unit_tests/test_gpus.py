@@ -5,7 +5,8 @@ import json
 import pytest
 
 from roofline import RooflineError, all_gpus, get_gpu
-from roofline.hardware.gpus import achievable_roof, load_calibration, match_device
+from roofline.hardware.calibration import achievable_roof, load_calibration
+from roofline.hardware.gpus import match_device
 
 pytestmark = pytest.mark.analytic
 

@@ -18,6 +18,7 @@ from roofline.analysis.latency_table import (
     save,
 )
 from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.target import Target
 from roofline.model import zoo
 from roofline.model.ir import Network
 from unit_tests.helpers import ew, network
@@ -29,7 +30,7 @@ US = 1e-6
 
 @pytest.fixture(scope="module")
 def resnet18_v100():
-    return evaluate(zoo.load("resnet18"), get_gpu("v100"), "fp16", 8)
+    return evaluate(zoo.load("resnet18"), Target.of("v100", "fp16"), 8)
 
 
 def keys_of(net: Network, batch: int) -> list[str]:

@@ -16,9 +16,10 @@ from kernels.microbench import Result, SweepPoint, copy_bytes, gemm_dtypes, gemm
 from kernels.timing import Measurement
 from roofline import RooflineError, evaluate, get_gpu
 from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.target import Target
 from roofline.cli.main import main as roofline_main
 from roofline.files import write_text
-from roofline.hardware.gpus import achievable_roof, load_calibration
+from roofline.hardware.calibration import achievable_roof, load_calibration
 from roofline.model import zoo
 from roofline.model.fusion import ACTIVATIONS
 from roofline.model.ir import Conv, Linear, scale_batch
@@ -140,8 +141,9 @@ def test_calibration_document_round_trips_through_load_calibration(h100, documen
     assert document["gpu"] == "h100-sxm"
     assert document["source"] == "kernels.calibrate on testhost, 2026-01-02T03:04:05+00:00"
     loaded = load_calibration(calibration_file, h100)
-    assert loaded["peak_flops_s"] == pytest.approx({"fp16": 0.85 * 989.4e12, "bf16": 0.70 * 989.4e12})
-    assert loaded["dram_bytes_s"] == pytest.approx(0.90 * h100.dram_bandwidth_bytes_s)
+    assert dict(loaded.peak_flops_s) == pytest.approx({"fp16": 0.85 * 989.4e12, "bf16": 0.70 * 989.4e12})
+    assert loaded.dram_bytes_s == pytest.approx(0.90 * h100.dram_bandwidth_bytes_s)
+    assert loaded.gpu == "h100-sxm"
     roof = achievable_roof(h100, "fp16", loaded)
     assert roof.flops_s == pytest.approx(0.85 * 989.4e12)
     assert roof.dram_bytes_s == pytest.approx(0.90 * h100.dram_bandwidth_bytes_s)
@@ -255,13 +257,13 @@ def test_calibrate_bad_input_is_one_line_exit_2(argv, message, tmp_path, capsys)
 # ------------------------------------------------------------------------ conv sweep and latency tables
 def test_predicted_sweep_sorts_widths_and_agrees_with_evaluate():
     h100 = get_gpu("h100")
-    latency = microbench.predicted_sweep(h100, "fp16", 32, [128, 64, 16, 64])
+    latency = microbench.predicted_sweep(Target(h100, "fp16"), 32, [128, 64, 16, 64])
     assert latency.shape == (3,)  # 16, 64, 128
-    alone = evaluate(microbench.sweep_network(width=64), h100, "fp16", 32)
+    alone = evaluate(microbench.sweep_network(width=64), Target(h100, "fp16"), 32)
     assert latency[1] == pytest.approx(alone.time_s[0])  # the staircase at a width = the layer's estimate
     assert latency[0] <= latency[1] <= latency[2]
     with pytest.raises(RooflineError, match="every width must be a positive integer"):
-        microbench.predicted_sweep(h100, "fp16", 32, [64, 0])
+        microbench.predicted_sweep(Target(h100, "fp16"), 32, [64, 0])
     with pytest.raises(RooflineError, match="kernel must be odd"):
         microbench.sweep_network(kernel=2)
 
@@ -282,7 +284,7 @@ def test_conv_and_linear_kernels_are_measurable_and_the_rest_stay_predicted():
 
 def test_measured_latency_table_refuses_a_dtype_it_cannot_run():
     with pytest.raises(RooflineError, match="runs fp16, bf16, tf32, fp32, not int8"):
-        microbench.measured_latency_table("resnet18", get_gpu("h100"), "int8")
+        microbench.measured_latency_table("resnet18", Target.of("h100", "int8"))
 
 
 @pytest.mark.torch

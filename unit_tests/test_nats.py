@@ -12,6 +12,7 @@ import pytest
 
 from roofline import RooflineError, evaluate, get_gpu
 from roofline.analysis.latency_table import Entry, LatencyTable, kernel_key, network_latency
+from roofline.analysis.target import Target
 from roofline.studies.spaces import nats
 from roofline.studies.spaces.nats import (
     CHANNEL_CHOICES,
@@ -37,7 +38,7 @@ RANDOM = [tuple(int(c) for c in _RNG.choice(CHANNEL_CHOICES, 5)) for _ in range(
 
 @functools.cache
 def _sweep(gpu: str, dtype: str, batch: int):
-    return sweep(get_gpu(gpu), dtype, batch)
+    return sweep(Target.of(gpu, dtype), batch)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def test_sweep_equals_whole_network_evaluation(gpu, dtype, batch, channels):
     s = _sweep(gpu, dtype, batch)
     i = s.index(channels)
     assert tuple(s.channels[i]) == channels
-    est = evaluate(nats_network(channels), get_gpu(gpu), dtype, batch)
+    est = evaluate(nats_network(channels), Target.of(gpu, dtype), batch)
     assert s.latency_s[i] == pytest.approx(est.latency_s, rel=1e-9)
     assert s.throughput_img_s[i] == pytest.approx(est.throughput_img_s, rel=1e-9)
     assert s.flops[i] * batch == pytest.approx(est.total_flops, rel=1e-9)
@@ -90,9 +91,12 @@ def test_bad_channels_raise(bad):
 
 def test_bad_arguments_raise():
     gpu = get_gpu("v100")
-    for kwargs in ({"batch": 0}, {"dtype": "fp64"}, {"resolution": 30}, {"num_classes": 0}, {"peak": "x"}):
+    for kwargs in ({"batch": 0}, {"resolution": 30}, {"num_classes": 0}):
         with pytest.raises(RooflineError):
-            sweep(gpu, **kwargs)
+            sweep(Target(gpu), **kwargs)
+    for options in ({"dtype": "fp64"}, {"peak": "x"}):  # the target refuses these itself
+        with pytest.raises(RooflineError):
+            sweep(Target(gpu, **options))
     with pytest.raises(RooflineError, match="frontier"):
         _sweep("v100", "fp16", 256).frontier("utilization-flops")
 
@@ -152,22 +156,22 @@ def test_to_dict_summary():
 def test_measured_table_entries_replace_the_model():
     """With a table, each network's latency is ``network_latency``'s; blocks share measured kernels."""
     gpu = get_gpu("v100")
-    est = evaluate(nats_network("16:32:32:48:8"), gpu, "fp16", 64)
+    est = evaluate(nats_network("16:32:32:48:8"), Target(gpu, "fp16"), 64)
     entries = {
         kernel_key(k, 64): Entry(float(t) * 3, "measured", 10)
         for k, t in zip(est.fused.kernels, est.time_s, strict=True)
     }
     table = LatencyTable(gpu.key, "fp16", "tensorrt", entries)
-    s = sweep(gpu, "fp16", 64, table=table)
+    s = sweep(Target(gpu, "fp16"), 64, table=table)
     for ch in ("16:32:32:48:8", "16:32:32:48:64", "8:8:8:8:8", "16:8:8:8:8"):
-        e = evaluate(nats_network(ch), gpu, "fp16", 64)
+        e = evaluate(nats_network(ch), Target(gpu, "fp16"), 64)
         i = s.index(ch)
         want = network_latency(e, table)
         assert s.latency_s[i] == pytest.approx(want.latency_s, rel=1e-9)
         assert s.measured_kernels[i] == want.measured
     assert s.measured_kernels[s.index("16:32:32:48:8")] == len(est.fused.kernels)
     with pytest.raises(RooflineError, match="not comparable"):
-        sweep(gpu, "fp32", 64, table=table)
+        sweep(Target(gpu, "fp32"), 64, table=table)
 
 
 # --- Against the benchmark's own definition, in torch ----------------------------------------
@@ -273,7 +277,7 @@ def test_matches_the_torch_definition(channels):
     traced = trace_module(model, (1, 3, 32, 32), name="traced")
     gpu = get_gpu("v100")
     for batch in (1, 256):
-        a, b = evaluate(traced, gpu, "fp16", batch), evaluate(ours, gpu, "fp16", batch)
+        a, b = evaluate(traced, Target(gpu, "fp16"), batch), evaluate(ours, Target(gpu, "fp16"), batch)
         assert a.latency_s == pytest.approx(b.latency_s, rel=1e-12)
         assert a.total_bytes == pytest.approx(b.total_bytes, rel=1e-12)
         # The builder's head pool is the equivalent 8x8 window (see roofline.studies.spaces.nats.head).
@@ -288,7 +292,7 @@ def test_bench_nats_sweep(benchmark):
 
     def run():
         nats._blocks.cache_clear()  # build the 280 block networks too, as a first call does
-        return sweep(gpu, "fp16", 256)
+        return sweep(Target(gpu, "fp16"), 256)
 
     start = time.perf_counter()
     s = benchmark(run)

@@ -3,6 +3,7 @@
 import pytest
 
 from roofline import RooflineError, evaluate, get_gpu
+from roofline.analysis.target import Target
 from roofline.hardware import efficiency
 from roofline.model import zoo
 from unit_tests.helpers import conv, network
@@ -15,7 +16,7 @@ def test_single_conv_network_by_hand():
     layer = conv("c", "x", (1, 256, 14, 14), 256, 3)
     net = network([layer], [("x", (1, 256, 14, 14))])
     gpu = get_gpu("v100")
-    est = evaluate(net, gpu, "fp16", batch=64, waves=False)
+    est = evaluate(net, Target(gpu, "fp16", waves=False), batch=64)
     flops = 64 * 2 * 256 * 14 * 14 * 256 * 9
     nbytes = 2 * (64 * 256 * 14 * 14 * 2 + 256 * 256 * 9)
     compute_s = flops / (125e12 * efficiency.COMPUTE)
@@ -33,20 +34,20 @@ def test_single_conv_network_by_hand():
 
 def test_overhead_keeps_tiny_layers_from_being_free():
     layer = conv("c", "x", (1, 4, 2, 2), 4, 1)
-    est = evaluate(network([layer], [("x", (1, 4, 2, 2))]), get_gpu("h100"), "fp16", 1)
+    est = evaluate(network([layer], [("x", (1, 4, 2, 2))]), Target.of("h100", "fp16"), 1)
     assert est.latency_s >= efficiency.KERNEL_OVERHEAD_S
 
 
 def test_resnet50_headline_numbers():
     # Issue acceptance: 8.18 GFLOPs at 224x224 and aggregate AI of order 100-150 at batch 256.
-    est = evaluate(zoo.load("resnet50"), get_gpu("v100"), "fp16", 256)
+    est = evaluate(zoo.load("resnet50"), Target.of("v100", "fp16"), 256)
     assert est.network.flops() == 8_178_368_512
     assert 100 <= est.arithmetic_intensity <= 150
     assert 0 < est.utilization < 1
 
 
 def test_achievable_peak_reports_itself():
-    est = evaluate(zoo.load("resnet18"), get_gpu("a100"), "fp16", 128, peak="achievable")
+    est = evaluate(zoo.load("resnet18"), Target.of("a100", "fp16", peak="achievable"), 128)
     assert est.peak.kind == "achievable"
     assert est.peak.flops_s == pytest.approx(312e12 * efficiency.COMPUTE)
     assert est.to_dict()["peak"]["kind"] == "achievable"
@@ -55,11 +56,11 @@ def test_achievable_peak_reports_itself():
 @pytest.mark.parametrize("batch", [0, -3, 2.5, True])
 def test_bad_batch_is_rejected(batch):
     with pytest.raises(RooflineError, match="batch must be a positive integer"):
-        evaluate(zoo.load("resnet18"), get_gpu("v100"), "fp16", batch)
+        evaluate(zoo.load("resnet18"), Target.of("v100", "fp16"), batch)
 
 
 def test_json_contract_keys():
-    d = evaluate(zoo.load("mobilenetv2_100"), get_gpu("t4"), "int8", 32).to_dict()
+    d = evaluate(zoo.load("mobilenetv2_100"), Target.of("t4", "int8"), 32).to_dict()
     contract = (
         "model gpu dtype batch resolution flops_per_image macs_per_image params bytes "
         "arithmetic_intensity cmr bound predicted layers"

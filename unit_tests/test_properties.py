@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from roofline import all_gpus, fuse
 from roofline.analysis.predict import FusedNetwork, evaluate
+from roofline.analysis.target import Target
 from roofline.model import ir, zoo
 from roofline.model.ir import Network
 from unit_tests.helpers import bn, conv, ew, network
@@ -25,7 +26,7 @@ def test_ai_is_monotone_in_batch_and_bounded_by_its_limit(name, b1, b2):
     lo, hi = sorted((b1, b2))
     fused = FusedNetwork.of(zoo.load(name))
     gpu = all_gpus()[0]
-    ai = [evaluate(fused, gpu, "fp32", b).arithmetic_intensity for b in (lo, hi)]
+    ai = [evaluate(fused, Target(gpu, "fp32"), b).arithmetic_intensity for b in (lo, hi)]
     # With weights read once per batch, AI(N) = N F / (N A + W) -> F / A.
     limit = fused.flops.sum() / (fused.activation_elems.sum() * 4)
     assert ai[0] <= ai[1] * (1 + 1e-12)
@@ -36,7 +37,7 @@ def test_ai_is_monotone_in_batch_and_bounded_by_its_limit(name, b1, b2):
 @given(name=ZOO, gpu_dtype=GPU_DTYPES, batch=st.integers(1, 1024), ai=st.floats(0, 1e6))
 def test_attainable_never_exceeds_peak(name, gpu_dtype, batch, ai):
     gpu, dtype = gpu_dtype
-    est = evaluate(zoo.load(name), gpu, dtype, batch)
+    est = evaluate(zoo.load(name), Target(gpu, dtype), batch)
     assert est.model_roof.attainable_flops_s(ai) <= est.model_roof.flops_s
     assert np.all(est.flops / est.time_s <= est.model_roof.flops_s * (1 + 1e-12))
     assert est.achieved_flops_s <= est.peak.flops_s

@@ -8,6 +8,7 @@ import pytest
 
 from roofline import FusedNetwork, RooflineError, get_gpu
 from roofline.analysis.batch import memory_fit
+from roofline.analysis.target import Target
 from roofline.cli.survey_outputs import check_out_dir, markdown, write_outputs
 from roofline.model import zoo
 from roofline.model.builder import NetBuilder
@@ -32,12 +33,12 @@ def _non_dominated(points):
 
 @pytest.fixture(scope="module")
 def result():
-    return survey([zoo.load(m) for m in MODELS], V100, "fp16", 256, fold_factor=4)
+    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4)
 
 
 @pytest.fixture(scope="module")
 def with_top1():
-    return survey([zoo.load(m) for m in MODELS], V100, "fp16", 256, fold_factor=4, accuracies=TOP1)
+    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4, accuracies=TOP1)
 
 
 def test_folds_exactly_the_memory_bound_models(result):
@@ -69,7 +70,7 @@ def test_frontiers_are_the_non_dominated_points(result):
 
 
 def test_without_folding_nothing_folds():
-    s = survey([zoo.load(m) for m in MODELS[:3]], V100, "fp16", 64)
+    s = survey([zoo.load(m) for m in MODELS[:3]], Target(V100, "fp16"), 64)
     assert all(e.folded is None for e in s.entries)
     assert s.frontier(folded=True) == s.frontier()
     assert "folded_frontier" not in s.to_dict()
@@ -175,7 +176,7 @@ def test_write_outputs(tmp_path, with_top1):
 
 
 def test_write_outputs_without_accuracies_draws_no_accuracy_figure(tmp_path):
-    s = survey([zoo.load(m) for m in MODELS[:3]], V100, "fp16", 64)
+    s = survey([zoo.load(m) for m in MODELS[:3]], Target(V100, "fp16"), 64)
     names = {p.name for p in write_outputs(s, tmp_path)}
     assert {"roofline.png", "pareto.svg", "survey.csv"} <= names
     assert not any(n.startswith("accuracy") for n in names)
@@ -195,11 +196,13 @@ def test_out_dir_must_not_be_a_file(tmp_path, result):
 
 
 def test_batch_max_with_folding_uses_a_multiple_of_the_factor():
-    s = survey([zoo.load("efficientnet_b0"), zoo.load("resnet50")], V100, "fp16", "max", fold_factor=4)
+    s = survey(
+        [zoo.load("efficientnet_b0"), zoo.load("resnet50")], Target(V100, "fp16"), "max", fold_factor=4
+    )
     assert s.to_dict()["batch"] == "max"
     assert [e.folded is not None for e in s.entries] == [True, False]  # resnet50 is above the CMR
     for e in s.entries:
-        fit = memory_fit(e.estimate.fused, V100, "fp16")
+        fit = memory_fit(e.estimate.fused, Target(V100, "fp16"))
         if e.folded is not None:  # both sides at one image count that folds evenly
             assert e.estimate.batch % 4 == 0 and fit.max_batch - 4 < e.estimate.batch <= fit.max_batch
             assert e.folded.images == e.estimate.batch
@@ -212,10 +215,10 @@ def test_batch_max_with_folding_never_exceeds_memory():
     x = b.conv(b.conv(b.input, 64, 3), 8, 3)
     b.linear(b.global_pool(x), 10)
     net, nano = b.network(), get_gpu("jetson-nano")
-    fit = memory_fit(FusedNetwork.of(net), nano, "fp16")
+    fit = memory_fit(FusedNetwork.of(net), Target(nano, "fp16"))
     assert fit.max_batch == 3
     try:
-        s = survey([net], nano, "fp16", "max", fold_factor=4)
+        s = survey([net], Target(nano, "fp16"), "max", fold_factor=4)
     except RooflineError:
         return
     assert fit.bytes_at(s.entries[0].estimate.batch) <= nano.memory_bytes

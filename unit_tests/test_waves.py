@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from roofline import RooflineError, evaluate, get_gpu
 from roofline.analysis.predict import FusedNetwork
 from roofline.analysis.staircase import staircase
+from roofline.analysis.target import Target
 from roofline.analysis.waves import decompose
 from roofline.hardware import efficiency
 from roofline.hardware.tiles import Tile, gemm_tiles, parse_tile
@@ -50,7 +51,7 @@ def test_conv_decomposition_by_hand():
     #   64x64   (5/SM): 784 blocks -> slots 400, last 384 -> 400 + 400 = 800 x 4096 = 3,276,800
     # 128x64 and 64x64 tie; the larger tile is listed first and wins.
     layer = conv("c", "x", (1, 256, 14, 14), 256, 3)
-    est = evaluate(network([layer], [("x", (1, 256, 14, 14))]), V100, "fp16", batch=64)
+    est = evaluate(network([layer], [("x", (1, 256, 14, 14))]), Target(V100, "fp16"), batch=64)
     w = est.waves
     assert w.tile == ("128x64",)
     assert (w.blocks[0], w.blocks_per_sm[0], w.waves[0], w.launched[0]) == (392, 4, 2, 400)
@@ -66,7 +67,7 @@ def test_conv_decomposition_by_hand():
 
 def test_tile_quantization_by_hand():
     # M = 49 (7x7, batch 1) on a 64-row tile wastes 15 of 64 rows.
-    stats = decompose(0, 1, 49, 512, V100, 2, tile=Tile(64, 64, 32, 128))
+    stats = decompose(0, 1, 49, 512, Target(V100, "fp16", tile=Tile(64, 64, 32, 128)))
     assert stats.tile_efficiency == pytest.approx(49 / 64)
     assert stats.blocks == 8 and stats.waves == 1
     assert stats.idle_sm_fraction == pytest.approx(72 / 80)
@@ -74,28 +75,30 @@ def test_tile_quantization_by_hand():
 
 def test_flat_roofline_unchanged_without_waves():
     net = zoo.load("resnet50")
-    flat = evaluate(net, V100, "fp16", 32, waves=False)
+    flat = evaluate(net, Target(V100, "fp16", waves=False), 32)
     fused = FusedNetwork.of(net)
     roof_s = np.maximum(
         fused.flops * 32 / (125e12 * efficiency.COMPUTE), fused.bytes(32, 2) / (900e9 * efficiency.BANDWIDTH)
     )
     assert flat.latency_s == pytest.approx(float((roof_s + efficiency.KERNEL_OVERHEAD_S).sum()), rel=1e-12)
     assert flat.waves is None and "tile" not in flat.to_dict()["layers"][0]
-    waved = evaluate(net, V100, "fp16", 32)
+    waved = evaluate(net, Target(V100, "fp16"), 32)
     assert waved.latency_s >= flat.latency_s
     assert {"blocks", "waves", "tail_efficiency", "tile_efficiency"} <= set(waved.to_dict()["layers"][0])
 
 
 def test_overrides_need_the_wave_model():
     with pytest.raises(RooflineError, match="wave model"):
-        evaluate(zoo.load("resnet18"), V100, "fp16", 1, waves=False, tile=Tile(64, 64))
+        evaluate(zoo.load("resnet18"), Target(V100, "fp16", waves=False, tile=Tile(64, 64)), 1)
 
 
 def _titan_v_stairs(widths):
     # The tail-effect study's case: 3x3 conv on a 64x64x512 input, batch 1, one block per filter.
     layer = conv("c", "x", (1, 512, 64, 64), 256, 3)
     fused = FusedNetwork.of(network([layer], [("x", (1, 512, 64, 64))]))
-    return staircase(fused, "c", TITAN_V, "fp16", 1, widths, tile=parse_tile("4096x1"), blocks_per_sm=1)
+    return staircase(
+        fused, "c", Target(TITAN_V, "fp16", tile=parse_tile("4096x1"), blocks_per_sm=1), 1, widths
+    )
 
 
 def test_titan_v_steps_every_80_filters():
@@ -129,9 +132,11 @@ def test_optimal_widths_maximize_utilization_times_throughput():
 def test_staircase_at_current_width_matches_the_network_estimate():
     net = zoo.load("resnet50")
     fused = FusedNetwork.of(net)
-    est = evaluate(fused, V100, "fp16", 8)
+    est = evaluate(fused, Target(V100, "fp16"), 8)
     i = next(i for i, k in enumerate(fused.kernels) if k.name == "layer3.0.conv2")
-    stairs = staircase(fused, "layer3.0.bn2", V100, "fp16", 8, np.array([256]))  # a fused member finds it
+    stairs = staircase(
+        fused, "layer3.0.bn2", Target(V100, "fp16"), 8, np.array([256])
+    )  # a fused member finds it
     assert stairs.latency_s[0] == pytest.approx(est.time_s[i], rel=1e-12)
     assert stairs.bytes[0] == est.bytes[i] and stairs.flops[0] == est.flops[i]
 
@@ -139,9 +144,9 @@ def test_staircase_at_current_width_matches_the_network_estimate():
 def test_staircase_rejects_layers_without_a_width():
     fused = FusedNetwork.of(zoo.load("mobilenetv2_100"))
     with pytest.raises(RooflineError, match="dense conv or linear"):
-        staircase(fused, "blocks.1.0.conv_dw", V100)
+        staircase(fused, "blocks.1.0.conv_dw", Target(V100))
     with pytest.raises(RooflineError, match="no layer"):
-        staircase(fused, "blocks.1.0.conv_pw_typo", V100)
+        staircase(fused, "blocks.1.0.conv_pw_typo", Target(V100))
 
 
 @settings(max_examples=60, deadline=None)
@@ -158,7 +163,7 @@ def test_wave_properties(batch, channels, spatial, gpu, dtype):
     g = get_gpu(gpu)
     if dtype not in g.peak_flops_s:
         return
-    stairs = staircase(fused, "c", g, dtype, batch, np.arange(1, 2 * channels + 1))
+    stairs = staircase(fused, "c", Target(g, dtype), batch, np.arange(1, 2 * channels + 1))
     w = stairs.waves
     assert (w.waves >= 1).all()
     for eff in (w.tile_efficiency, w.tail_efficiency):
@@ -167,5 +172,5 @@ def test_wave_properties(batch, channels, spatial, gpu, dtype):
     # Best-tile latency is a minimum of non-decreasing staircases, so it never falls as width grows.
     assert (np.diff(stairs.latency_s) >= -1e-15).all()
     widths = np.arange(1, 2 * channels + 1)
-    fixed = staircase(fused, "c", g, dtype, batch, widths, tile=Tile(128, 128, 32, 128))
+    fixed = staircase(fused, "c", Target(g, dtype, tile=Tile(128, 128, 32, 128)), batch, widths)
     assert (np.diff(fixed.latency_s) >= -1e-15).all()

@@ -4,6 +4,7 @@ import pytest
 
 from roofline import RooflineError, get_gpu
 from roofline.analysis.predict import evaluate
+from roofline.analysis.target import Target
 from roofline.analysis.widths import adjust_widths
 from roofline.model import zoo
 from roofline.model.channels import channel_groups, scale_widths
@@ -26,7 +27,7 @@ def _tied_groups_stay_tied(result):
 
 def _check(result):
     _tied_groups_stay_tied(result)
-    after = evaluate(result.network, result.gpu, result.dtype, result.batch)
+    after = evaluate(result.network, result.target, result.batch)
     assert after.latency_s == pytest.approx(result.latency_after_s)  # the reported figure is the real one
     assert result.network.params() == result.params_after
     for move in result.moves:  # only right edges of steps are chosen (multiples of 8)
@@ -34,7 +35,9 @@ def _check(result):
 
 
 def test_latency_mode_on_cifar_vgg16_meets_target_inside_tau():
-    result = adjust_widths(zoo.load("cifar_vgg16"), V100, "fp16", 64, mode="latency", tau=0.01, delta=0.95)
+    result = adjust_widths(
+        zoo.load("cifar_vgg16"), Target(V100, "fp16"), 64, mode="latency", tau=0.01, delta=0.95
+    )
     _check(result)
     assert result.met and result.latency_after_s <= 0.95 * result.latency_before_s
     assert abs(result.params_after - result.params_before) < result.tau * result.params_before
@@ -43,7 +46,7 @@ def test_latency_mode_on_cifar_vgg16_meets_target_inside_tau():
 
 def test_latency_mode_on_wide_resnet56_keeps_residual_ties():
     net = scale_widths(zoo.load("cifar_resnet56"), 4.0)
-    result = adjust_widths(net, V100, "fp16", 64, mode="latency")
+    result = adjust_widths(net, Target(V100, "fp16"), 64, mode="latency")
     _check(result)
     assert result.met
     assert abs(result.params_after - result.params_before) < result.tau * result.params_before
@@ -54,14 +57,14 @@ def test_latency_mode_on_wide_resnet56_keeps_residual_ties():
 
 def test_resnet56_at_its_real_widths_has_no_step_to_move_to():
     # Widths 16/32/64 sit inside one N tile (>= 64) of every candidate GEMM tile: no edge, no move.
-    result = adjust_widths(zoo.load("cifar_resnet56"), V100, "fp16", 64, mode="latency")
+    result = adjust_widths(zoo.load("cifar_resnet56"), Target(V100, "fp16"), 64, mode="latency")
     _check(result)
     assert not result.moves and not result.met and result.latency_after_s == result.latency_before_s
 
 
 def test_accuracy_mode_never_costs_latency():
     for net in (zoo.load("cifar_vgg16"), scale_widths(zoo.load("cifar_resnet56"), 4.0)):
-        result = adjust_widths(net, V100, "fp16", 64, mode="accuracy")
+        result = adjust_widths(net, Target(V100, "fp16"), 64, mode="accuracy")
         _check(result)
         assert result.latency_after_s <= result.latency_before_s
         assert result.params_after >= result.params_before
@@ -81,7 +84,7 @@ def test_residual_pair_moves_together():
         conv("head", "add", out, 10, 1),
     ]
     net = network(layers, [("x", x)])
-    result = adjust_widths(net, V100, "fp16", 32, mode="latency", delta=0.99)
+    result = adjust_widths(net, Target(V100, "fp16"), 32, mode="latency", delta=0.99)
     _check(result)
     widths = _widths_by_tensor(result.network)
     assert widths["a"] == widths["b"] == widths["add"]
@@ -89,8 +92,8 @@ def test_residual_pair_moves_together():
 
 def test_errors():
     with pytest.raises(RooflineError, match="unknown mode"):
-        adjust_widths(zoo.load("cifar_vgg16"), V100, mode="speed")
+        adjust_widths(zoo.load("cifar_vgg16"), Target(V100), mode="speed")
     x = (1, 3, 8, 8)
     only_fixed = network([conv("c", "x", x, 10, 1)], [("x", x)])
     with pytest.raises(RooflineError, match="every channel group is fixed"):
-        adjust_widths(only_fixed, V100)
+        adjust_widths(only_fixed, Target(V100))
