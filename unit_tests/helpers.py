@@ -46,3 +46,14 @@ def cli_error(capsys, argv) -> str:
 def network(layers, inputs, outputs=None):
     return ir.Network(name="test", inputs=tuple(inputs), outputs=tuple(outputs or (layers[-1].output,)),
                       layers=tuple(layers))  # fmt: skip
+
+
+#: A small survey: compute- and memory-bound, dense, depthwise and grouped models, and their top-1 accuracies.
+SURVEY_MODELS = ["resnet18", "resnet50", "efficientnet_b0", "mobilenetv2_100", "vgg16", "regnetx_002"]
+SURVEY_TOP1 = {
+    "resnet18": 69.76,
+    "resnet50": 80.4,
+    "efficientnet_b0": 77.7,
+    "mobilenetv2_100": 72.97,
+    "vgg16": 71.6,
+}

@@ -61,9 +61,7 @@ def test_bench_staircase_512_widths(benchmark):
 @pytest.mark.parametrize("batch", [1, 64])
 def test_bench_width_adjustment_resnet56(benchmark, batch):
     net = zoo.load("cifar_resnet56")
-    result = benchmark.pedantic(
-        adjust_widths, args=(net, Target.of("v100"), batch), rounds=3, iterations=1
-    )
+    result = benchmark.pedantic(adjust_widths, args=(net, Target.of("v100"), batch), rounds=3, iterations=1)
     assert result.latency_after_s <= result.latency_before_s
 
 

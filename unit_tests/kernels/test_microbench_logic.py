@@ -26,7 +26,7 @@ from roofline.model.ir import Conv, Linear, scale_batch
 
 pytestmark = pytest.mark.analytic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ENVIRONMENT = {"host": "testhost", "date": "2026-01-02T03:04:05+00:00", "torch": "2.x", "cuda": "12.x"}
 
 

@@ -16,7 +16,7 @@ from kernels.manifest import load_manifest
 from kernels.timing import QUICK
 
 pytestmark = pytest.mark.analytic
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 needs_no_gpu = pytest.mark.skipif(
     gpu_unavailable_reason() is None, reason="this machine has a GPU: the suite would run, not skip"
