@@ -1,4 +1,4 @@
-"""The package layout's rules, read from the source: dependencies point down, and no module imports itself back.
+"""The package layout's rules, read from the source: dependencies point down, and there are no circles.
 
 Layers (README, "Architecture"): cli -> studies -> analysis -> {hardware, model} -> base
 (errors, files, dtypes); perf (results and the gate) stands beside them on base alone;
@@ -56,7 +56,7 @@ def layer(module: str) -> str:
 
 
 def _imports(module: str, path: Path) -> set[str]:
-    """Project modules ``module`` imports; ``from pkg import name`` counts as ``pkg.name`` when that is a module."""
+    """Project modules that ``module`` imports (``from pkg import name`` is ``pkg.name`` when that is a module)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -64,10 +64,9 @@ def _imports(module: str, path: Path) -> set[str]:
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join(
-                    package.split(".")[: len(package.split(".")) - node.level + 1] + [base]
-                ).strip(".")
+            if node.level:  # relative: climb level - 1 packages up from this one
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], base]).strip(".")
             targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names]
         else:
             continue
@@ -93,7 +92,7 @@ def test_dependencies_point_down():
 
 
 def test_no_import_circles():
-    # A package's __init__ re-exporting its modules is not a circle of design: drop package -> own child edges.
+    # A package's __init__ re-exporting its own modules is not a design circle: drop those edges.
     graph = {m: {t for t in ts if not t.startswith(f"{m}.")} for m, ts in GRAPH.items()}
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle
 
