@@ -56,7 +56,7 @@ def layer(module: str) -> str:
 
 
 def _imports(module: str, path: Path) -> set[str]:
-    """Project modules that ``module`` imports (``from pkg import name`` is ``pkg.name`` when that is a module)."""
+    """Modules of this repo that ``module`` imports; ``from pkg import name`` is ``pkg.name`` if a module."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out = set()
     for node in ast.walk(ast.parse(path.read_text())):
