@@ -3,7 +3,7 @@
 The prediction aims at what a well-optimized engine (TensorRT FP16 at large
 batch) achieves. Each factor below has a physical reason and a published
 measurement; none is fitted to a model. A calibration file measured on the
-actual GPU replaces the first two (``roofline.hardware.gpus.achievable_roof``).
+actual GPU replaces the first two (``roofline.hardware.calibration.achievable_roof``).
 """
 
 #: Best large dense GEMM / datasheet tensor peak. Published FP16/BF16 GEMM

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.analytic
 
 
 def test_single_conv_network_by_hand():
-    # The flat roofline; unit_tests/test_waves.py works the same layer with waves.
+    # The flat roofline; unit_tests/analysis/test_waves.py works the same layer with waves.
     layer = conv("c", "x", (1, 256, 14, 14), 256, 3)
     net = network([layer], [("x", (1, 256, 14, 14))])
     gpu = get_gpu("v100")

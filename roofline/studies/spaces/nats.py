@@ -32,7 +32,7 @@ The definition is the benchmark's own code, D-X-Y/AutoDL-Projects:
 Parameters counted this way (BN: weight and bias) give 11,714 for 8:8:8:8:8,
 107,826 for 8:8:16:40:40 and 713,674 for 64:64:64:64:64 on CIFAR-10, the
 benchmark's stored counts (0.011714, 0.107826, 0.713674 M) as quoted by a
-third-party reimplementation; ``unit_tests/test_nats.py`` checks them.
+third-party reimplementation; ``unit_tests/studies/test_nats_space.py`` checks them.
 
 Evaluating the whole space is block-additive (``roofline.analysis.blocks``): the network
 splits at kernel boundaries into stem(C0), cell0(C0 -> C0), res1(C0 -> C1),
@@ -41,7 +41,7 @@ tensor is read by two or more layers (a cell input by two ReLUs and the skip,
 a reduction block's input by a ReLU and the AvgPool) or, at the head, by a BN
 that cannot fold into a conv kernel that already has an epilogue, so no kernel
 spans two blocks and the network's totals are the sums of its blocks'
-(``unit_tests/test_nats.py`` checks this against ``roofline.analysis.predict.evaluate``
+(``unit_tests/studies/test_nats_space.py`` checks this against ``roofline.analysis.predict.evaluate``
 for random and edge configurations).
 """
 
