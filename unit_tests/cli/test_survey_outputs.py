@@ -10,7 +10,6 @@ from roofline.cli.survey_outputs import check_out_dir, markdown, write_outputs
 from roofline.model import zoo
 from roofline.studies.survey import survey
 from unit_tests.helpers import SURVEY_MODELS as MODELS
-from unit_tests.helpers import SURVEY_TOP1 as TOP1
 
 pytestmark = pytest.mark.analytic
 
@@ -18,34 +17,24 @@ V100 = get_gpu("v100")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def result():
-    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4)
-
-
-@pytest.fixture(scope="module")
-def with_top1():
-    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4, accuracies=TOP1)
-
-
-def test_markdown(result):
-    text = markdown(result)
+def test_markdown(survey_result):
+    text = markdown(survey_result)
     assert V100.name in text and "fp16" in text
     frontier_line = next(line for line in text.splitlines() if line.startswith("- Throughput-utilization"))
-    for i in result.frontier():
-        assert result.entries[i].name in frontier_line
+    for i in survey_result.frontier():
+        assert survey_result.entries[i].name in frontier_line
     for m in MODELS:
         assert f"| {m} |" in text
     assert "Folding f=4" in text
 
 
-def test_markdown_lists_accuracy_frontiers(with_top1):
-    assert "Accuracy-throughput frontier" in markdown(with_top1)
+def test_markdown_lists_accuracy_frontiers(survey_with_top1):
+    assert "Accuracy-throughput frontier" in markdown(survey_with_top1)
 
 
-def test_write_outputs(tmp_path, with_top1):
+def test_write_outputs(tmp_path, survey_with_top1):
     out = tmp_path / "new" / "dir"
-    written = write_outputs(with_top1, out)
+    written = write_outputs(survey_with_top1, out)
     names = {p.name for p in written}
     expected = {
         f"{stem}{suffix}" for stem in ("roofline", "pareto", "accuracy") for suffix in (".png", ".svg")
@@ -58,8 +47,8 @@ def test_write_outputs(tmp_path, with_top1):
             assert p.read_bytes()[:8] == PNG
         if p.suffix == ".svg":
             assert "<svg" in p.read_text()
-    assert json.loads((out / "survey.json").read_text()) == json.loads(json.dumps(with_top1.to_dict()))
-    assert (out / "survey.csv").read_text() == with_top1.csv_text()
+    assert json.loads((out / "survey.json").read_text()) == json.loads(json.dumps(survey_with_top1.to_dict()))
+    assert (out / "survey.csv").read_text() == survey_with_top1.csv_text()
     summary = (out / "summary.md").read_text()
     assert "![pareto](pareto.png)" in summary and "![accuracy](accuracy.png)" in summary
 
@@ -71,7 +60,7 @@ def test_write_outputs_without_accuracies_draws_no_accuracy_figure(tmp_path):
     assert not any(n.startswith("accuracy") for n in names)
 
 
-def test_out_dir_must_not_be_a_file(tmp_path, result):
+def test_out_dir_must_not_be_a_file(tmp_path, survey_result):
     existing = tmp_path / "a_file"
     existing.write_text("keep me")
     assert check_out_dir(tmp_path) == tmp_path
@@ -79,6 +68,6 @@ def test_out_dir_must_not_be_a_file(tmp_path, result):
     with pytest.raises(RooflineError, match="exists and is not a directory"):
         check_out_dir(existing)
     with pytest.raises(RooflineError, match="exists and is not a directory"):
-        write_outputs(result, existing)
+        write_outputs(survey_result, existing)
     assert existing.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

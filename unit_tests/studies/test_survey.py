@@ -29,20 +29,10 @@ def _non_dominated(points):
     ]
 
 
-@pytest.fixture(scope="module")
-def result():
-    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4)
-
-
-@pytest.fixture(scope="module")
-def with_top1():
-    return survey([zoo.load(m) for m in MODELS], Target(V100, "fp16"), 256, fold_factor=4, accuracies=TOP1)
-
-
-def test_folds_exactly_the_memory_bound_models(result):
-    assert [e.name for e in result.entries] == MODELS
+def test_folds_exactly_the_memory_bound_models(survey_result):
+    assert [e.name for e in survey_result.entries] == MODELS
     folded = set()
-    for e in result.entries:
+    for e in survey_result.entries:
         est = e.estimate
         assert est.batch == 256
         assert (e.folded is not None) == (est.arithmetic_intensity < est.peak.cmr)
@@ -59,12 +49,12 @@ def test_folds_exactly_the_memory_bound_models(result):
     assert "vgg16" not in folded
 
 
-def test_frontiers_are_the_non_dominated_points(result):
-    points = [(e.estimate.throughput_img_s, e.estimate.utilization) for e in result.entries]
-    assert result.frontier() == _non_dominated(points)
-    best = [(e.best.throughput_img_s, e.best.utilization) for e in result.entries]
-    assert result.frontier(folded=True) == _non_dominated(best)
-    assert result.frontier()  # never empty for a non-empty survey
+def test_frontiers_are_the_non_dominated_points(survey_result):
+    points = [(e.estimate.throughput_img_s, e.estimate.utilization) for e in survey_result.entries]
+    assert survey_result.frontier() == _non_dominated(points)
+    best = [(e.best.throughput_img_s, e.best.utilization) for e in survey_result.entries]
+    assert survey_result.frontier(folded=True) == _non_dominated(best)
+    assert survey_result.frontier()  # never empty for a non-empty survey
 
 
 def test_without_folding_nothing_folds():
@@ -74,23 +64,25 @@ def test_without_folding_nothing_folds():
     assert "folded_frontier" not in s.to_dict()
 
 
-def test_to_dict(result):
-    d = result.to_dict()
+def test_to_dict(survey_result):
+    d = survey_result.to_dict()
     assert {"gpu", "gpu_name", "dtype", "batch", "fold_factor", "peak", "models", "frontier"} <= set(d)
     assert (d["gpu"], d["dtype"], d["batch"], d["fold_factor"]) == ("v100-sxm2", "fp16", 256, 4)
     assert [m["model"] for m in d["models"]] == MODELS
     assert all(tuple(m) == CSV_COLUMNS for m in d["models"])
-    assert d["frontier"] == [MODELS[i] for i in result.frontier()]
-    assert d["folded_frontier"] == [result.entries[i].best.network.name for i in result.frontier(folded=True)]
+    assert d["frontier"] == [MODELS[i] for i in survey_result.frontier()]
+    assert d["folded_frontier"] == [
+        survey_result.entries[i].best.network.name for i in survey_result.frontier(folded=True)
+    ]
     assert "accuracy_frontiers" not in d
     assert json.loads(json.dumps(d)) == d
 
 
-def test_csv_parses_to_the_same_rows(result):
-    reader = csv.DictReader(io.StringIO(result.csv_text()))
+def test_csv_parses_to_the_same_rows(survey_result):
+    reader = csv.DictReader(io.StringIO(survey_result.csv_text()))
     assert tuple(reader.fieldnames) == CSV_COLUMNS
     parsed = list(reader)
-    rows = result.rows()
+    rows = survey_result.rows()
     assert len(parsed) == len(rows) == len(MODELS)
     for got, row in zip(parsed, rows, strict=True):
         assert got == {k: "" if v is None else str(v) for k, v in row.items()}
@@ -98,14 +90,17 @@ def test_csv_parses_to_the_same_rows(result):
         assert got["on_frontier"] in ("True", "False")
 
 
-def test_accuracy_frontiers(with_top1):
-    known = [i for i, e in enumerate(with_top1.entries) if e.top1 is not None]
-    assert [with_top1.entries[i].name for i in known] == [m for m in MODELS if m in TOP1]
-    fronts = with_top1.accuracy_frontiers()
+def test_accuracy_frontiers(survey_with_top1):
+    known = [i for i, e in enumerate(survey_with_top1.entries) if e.top1 is not None]
+    assert [survey_with_top1.entries[i].name for i in known] == [m for m in MODELS if m in TOP1]
+    fronts = survey_with_top1.accuracy_frontiers()
     for key, metric in (("throughput", "throughput_img_s"), ("utilization", "utilization")):
-        points = [(getattr(with_top1.entries[i].estimate, metric), with_top1.entries[i].top1) for i in known]
+        points = [
+            (getattr(survey_with_top1.entries[i].estimate, metric), survey_with_top1.entries[i].top1)
+            for i in known
+        ]
         assert fronts[key] == [known[j] for j in _non_dominated(points)]
-    d = with_top1.to_dict()
+    d = survey_with_top1.to_dict()
     assert d["accuracy_frontiers"] == {k: [MODELS[i] for i in v] for k, v in fronts.items()}
     assert [m["top1"] for m in d["models"]] == [TOP1.get(m) for m in MODELS]
 
