@@ -101,3 +101,12 @@ def test_the_two_former_circles_are_gone():
     """survey <-> plots (the CLI's survey_outputs now joins them) and benchmark <-> microbench."""
     assert not {m for m in GRAPH["roofline.studies.survey"] if layer(m) == "cli"}
     assert "kernels.benchmark" not in GRAPH["kernels.microbench"]
+
+
+def test_every_public_name_loads():
+    """``roofline``'s names load on first use from the package that owns them."""
+    import roofline
+
+    assert all(getattr(roofline, name) is not None for name in roofline.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'zoo'"):
+        roofline.zoo  # noqa: B018  (moved to roofline.model.zoo)
