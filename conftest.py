@@ -11,6 +11,13 @@ process before the test fails), records it in pytest-benchmark's
 ``extra_info`` and in the results file, and prints a summary table at the end.
 Under pytest-xdist (``pytest -n auto``) each worker takes one visible GPU, and
 the controller merges the workers' results.
+
+A benchmark whose test ran (it was selected: not deselected by ``-k`` or
+``--backend``, and a GPU was there) and that is in a comparable baseline but
+ends without a valid result (an INVALID measurement, or none at all: its
+backend vanished, it failed before measuring) makes the session exit 1, even
+when every test passed or skipped; the performance summary names each one with
+the reason (``kernels.suite``, step 4).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from kernels.manifest import DEFAULT_MANIFEST, ManifestError, load_manifest
 ROOT = Path(__file__).resolve().parent
 SESSION = pytest.StashKey()  # kernels.suite.Session of this process
 SUMMARY = pytest.StashKey()  # the end-of-session table
+SELECTED = pytest.StashKey()  # _Selection: the benchmarks whose test ran, from every worker's reports
+BENCHMARK_PROPERTY = "perf_benchmark"  # user property the perf fixture puts on its test's reports
 
 
 gpu_unavailable_reason = functools.cache(cuda_unavailable_reason)
@@ -61,7 +70,20 @@ def pytest_addoption(parser):
     group.addoption("--perf-cache", type=Path, default=ROOT / ".perf-cache", help="engine/timing caches")
 
 
+class _Selection:
+    """The ids of the benchmarks whose test ran, read off test reports: under xdist the controller
+    receives every worker's reports (with their user properties), so it knows them all."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self.ids.update(value for name, value in report.user_properties if name == BENCHMARK_PROPERTY)
+
+
 def pytest_configure(config):
+    config.stash[SELECTED] = _Selection()
+    config.pluginmanager.register(config.stash[SELECTED], "perf-selection")
     worker = getattr(config, "workerinput", None)
     if worker is not None:
         _pin_worker_gpu(int(worker["workerid"].removeprefix("gw")))
@@ -176,6 +198,7 @@ def perf(perf_session, benchmark, request):
     from kernels.backends.base import backend_class
 
     def check(spec):
+        request.node.user_properties.append((BENCHMARK_PROPERTY, spec.id))  # selected: it must get a result
         if spec.backend is not None:
             reason = backend_class(spec.backend).unavailable_reason()
             if reason:
@@ -205,7 +228,9 @@ def pytest_sessionfinish(session, exitstatus):
         return
     perf_session = config.stash.get(SESSION, None) or _controller_session(config)
     if perf_session is not None:
-        config.stash[SUMMARY] = perf_session.finish()
+        config.stash[SUMMARY] = perf_session.finish(selected=config.stash[SELECTED].ids)
+        if perf_session.incomplete and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # lost measurements must not pass CI
 
 
 def _controller_session(config):

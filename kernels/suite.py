@@ -10,6 +10,16 @@ decision flow reads top to bottom in one place:
    (``python -m kernels.benchmark``) and stands only if that run regresses too.
 3. ``finish()`` writes the results file (and, when updating, the baseline,
    atomically) and returns the tabulate summary.
+4. ``finish()`` also sets ``incomplete``: one line per benchmark that was selected
+   (its test ran; pytest passes the ids) and is in a comparable baseline but has
+   no valid result: its verdict is ``invalid`` (or ``not_comparable`` with a
+   baseline entry, e.g. a changed unit), or nothing was recorded (its backend
+   vanished, or it failed before measuring: ``missing``). ``conftest.py`` then
+   ends the pytest session with status 1, so a CI job that lost measurements
+   does not pass. Deselected benchmarks (``-k``, ``--backend``) are never
+   selected; benchmarks without a baseline entry, or against a baseline of
+   another environment, are ``not_comparable`` and fail nothing. An update
+   session (``--update-baselines``) only lists the entries it refused to write.
 
 Baselines live in ``baselines/<gpu key>.json``. A baseline from another
 environment is not comparable: the verdict names the differing field.
@@ -20,7 +30,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -50,6 +60,10 @@ class Session:
     confirm: bool = True
     say: Callable[[str], None] = lambda _message: None
     results: dict[str, Benchmark] = field(default_factory=dict)
+    #: Benchmarks whose test ran (measure adds each; ``finish`` takes pytest's list too).
+    selected: set[str] = field(default_factory=set)
+    #: Set by ``finish``: why the session lacks a valid result it should have (step 4 of the module doc).
+    incomplete: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.baseline = load_results(self.baseline_path, "baseline") if self.baseline_path.exists() else None
@@ -58,6 +72,7 @@ class Session:
         )
 
     def measure(self, spec: BenchSpec) -> Benchmark:
+        self.selected.add(spec.id)
         entry = run(spec, self.options, self.environment, self.say)
         if self.update:
             self.say(f"{spec.id}: second measurement for the baseline update")
@@ -105,23 +120,57 @@ class Session:
         self.results.update(load_results(path, "worker results").benchmarks)
         path.unlink()
 
-    def finish(self, worker: bool = False) -> str:
+    def finish(self, worker: bool = False, selected: Iterable[str] = ()) -> str:
         """Write the results, the summary and (when updating) the baseline; return the summary.
 
-        An xdist worker writes only its partial results; the controller absorbs them and finishes."""
-        if not self.results:
-            return "no benchmarks ran"
-        write_results(self.results_path, PerfResults(self.environment, dict(self.results)))
+        ``selected``: the ids of the benchmarks whose test ran (pytest's reports; under xdist the
+        controller's are every worker's). An xdist worker writes only its partial results, even none,
+        so that the controller learns the environment; the controller absorbs them and finishes."""
+        self.selected.update(selected)
         if worker:
+            write_results(self.results_path, PerfResults(self.environment, dict(self.results)))
             return ""
+        self.incomplete = []
         rows = [Verdict(**e.extra[VERDICT]) for e in self.results.values() if VERDICT in e.extra]
-        lines = [gate.summary_table(rows)] if rows else []
-        lines.append(f"results: {self.results_path}")
+        rows += self._missing()
+        if not self.results and not rows:
+            return "no benchmarks ran"
+        lines = [gate.summary_table(sorted(rows, key=lambda v: v.id))] if rows else []
+        if self.results:
+            write_results(self.results_path, PerfResults(self.environment, dict(self.results)))
+            lines.append(f"results: {self.results_path}")
         if self.update:
             lines += self._update_baseline()
+        else:
+            self.incomplete = gate.incomplete(rows, require_a_comparison=False)
+            lines += [f"INCOMPLETE: {line}" for line in self.incomplete]
+            if self.incomplete:
+                lines.append(
+                    f"the session fails: no valid result for {len(self.incomplete)} selected baseline "
+                    "benchmark(s); re-run them, or deselect them (-k, --backend) to leave them out"
+                )
         text = "\n".join(lines)
         write_text(self.summary_path, text + "\n")
         return text
+
+    def _missing(self) -> list[Verdict]:
+        """A ``missing`` verdict for each selected benchmark of a comparable baseline that has no result,
+        or a result the gate never judged (its test failed in between)."""
+        if self.update or self.baseline is None or self.mismatch:
+            return []
+        judged = {k for k, e in self.results.items() if VERDICT in e.extra}
+        out = []
+        for key in sorted(self.selected - judged):
+            base = self.baseline.benchmarks.get(key)
+            if base is None:
+                continue
+            what = "was not judged" if key in self.results else "no result was recorded"
+            reason = (
+                f"selected and in {self.baseline_path}, but {what}: its test skipped or failed before "
+                "the gate (see it above)"
+            )
+            out.append(Verdict(key, base.median, None, None, gate.MISSING, reason))
+        return out
 
     @property
     def summary_path(self) -> Path:

@@ -75,7 +75,7 @@ def test_bench_zoo_survey_with_figures(benchmark, tmp_path):
     def run():
         zoo._load.cache_clear()
         result = survey([zoo.load(n) for n in zoo.zoo_names()], Target(gpu, "fp16"), 256, fold_factor=4)
-        return write_outputs(result, tmp_path)
+        return write_outputs(result, tmp_path / "survey", replace=True)
 
     written = benchmark.pedantic(run, rounds=3, iterations=1)
     assert {p.name for p in written} >= {"roofline.png", "pareto.svg", "survey.csv", "summary.md"}

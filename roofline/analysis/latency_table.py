@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -47,6 +47,7 @@ from roofline.errors import RooflineError
 from roofline.hardware.gpus import get_gpu
 from roofline.model.fusion import Kernel
 from roofline.model.ir import Shape, scale_batch
+from roofline.schema import Fields
 
 TABLE_FORMAT = "roofline-latency-table"
 SOURCES = ("predicted", "measured")
@@ -142,16 +143,26 @@ def _wins(new: Entry, old: Entry) -> bool:
     return True  # same standing: the later table is the newer run
 
 
-def merge(*tables: LatencyTable) -> LatencyTable:
-    """Union of ``tables`` (same gpu, dtype, backend). Per key: measured beats predicted;
-    of two measured, more samples wins; otherwise the later table wins."""
+def merge(*tables: LatencyTable, names: Sequence[str] | None = None) -> LatencyTable:
+    """Union of ``tables``, which must share one gpu, dtype and backend (``names`` label them in the
+    error, e.g. their files). Per key: measured beats predicted; of two measured, more samples wins;
+    otherwise the later table wins."""
     if not tables:
         raise RooflineError("merge needs at least one latency table")
+    if names is None:
+        names = [f"table {i}" for i in range(1, len(tables) + 1)]
+    if len(names) != len(tables):
+        raise ValueError(f"merge takes one name per table: {len(tables)} tables, {len(names)} names")
     first = tables[0]
-    for name in ("gpu", "dtype", "backend"):
-        values = list(dict.fromkeys(getattr(t, name) for t in tables))
-        if len(values) > 1:
-            raise RooflineError(f"cannot merge latency tables with different {name}: {values}")
+    for attribute in ("gpu", "dtype", "backend"):
+        ours = getattr(first, attribute)
+        for table, name in zip(tables[1:], names[1:], strict=True):
+            theirs = getattr(table, attribute)
+            if theirs != ours:
+                raise RooflineError(
+                    f"cannot merge latency tables with different {attribute}: {names[0]} has {ours!r}, "
+                    f"{name} has {theirs!r}; merge only tables of one GPU, dtype and backend"
+                )
     entries: dict[str, Entry] = {}
     for table in tables:
         for key, entry in table.entries.items():
@@ -175,19 +186,30 @@ def save(table: LatencyTable, path: str | Path) -> None:
 
 
 def load(path: str | Path) -> LatencyTable:
-    """Read a table written by ``save`` (or by hand, in the documented format)."""
+    """Read a table written by ``save`` (or by hand, in the documented format); one-line errors."""
     data = files.read_document(path, "latency table", TABLE_FORMAT)
+    fields = Fields(data, str(path), "fix the file, or write it again with `roofline latency-table`")
+    name = fields.string("gpu")
     try:
-        gpu = get_gpu(str(data["gpu"])).key
-        dtype, backend = str(data["dtype"]), str(data["backend"])
-        if dtype not in DTYPE_BYTES:
-            raise RooflineError(f"unknown dtype {dtype!r}")
-        entries = {
-            str(key): Entry(v["latency_s"], v["source"], v.get("samples"), str(v.get("provenance", "")))
-            for key, v in dict(data["entries"]).items()
-        }
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # RooflineError is a ValueError
-        raise RooflineError(f"latency table {path} is malformed ({exc}); fix or regenerate it") from None
+        gpu = get_gpu(name).key
+    except RooflineError:
+        raise fields.error("gpu", f"{name!r} is not in the GPU database (see `roofline gpus`)") from None
+    dtype = fields.string("dtype", tuple(DTYPE_BYTES))
+    backend = fields.string("backend")
+    table = fields.object("entries")
+    entries = {}
+    for key in table.data:
+        entry = table.object(key)
+        samples = entry.raw("samples", None)
+        provenance = entry.raw("provenance", "")
+        if not isinstance(provenance, str):
+            raise entry.error("provenance", f"must be a string, got {provenance!r}")
+        entries[str(key)] = Entry(
+            entry.number("latency_s", positive=True),
+            entry.string("source", SOURCES),
+            None if samples is None else entry.integer("samples", 0),
+            provenance,
+        )
     return LatencyTable(gpu, dtype, backend, entries)
 
 

@@ -10,7 +10,7 @@ Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
 where P and B are the target's achievable roof (``Target.roof``),
 t_launch is ``roofline.hardware.efficiency.KERNEL_OVERHEAD_S`` and q_k is the wave
 model's tile x tail efficiency (``roofline.analysis.waves``): compute time is waves x
-time per wave. With ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
+time per wave. With the target's ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
 another, as in an engine's single stream, so for the network
 
     latency      = sum_k time_k
@@ -224,6 +224,8 @@ def evaluate(network: Network | FusedNetwork, target: Target, batch: int = 1) ->
     flops = fused.flops * batch
     nbytes = fused.bytes(batch, target.dtype_bytes)
     compute_s, time_s, stats = kernel_times(flops, nbytes, fused.grid, batch, target)
+    if not np.isfinite(time_s).all():  # inputs are checked at the edges, so this is a bug: never print NaN
+        raise FloatingPointError(f"non-finite kernel time predicting {fused.network.name} at batch {batch}")
     return Estimate(
         fused=fused, target=target, batch=batch, flops=flops, bytes=nbytes, compute_s=compute_s,
         time_s=time_s, waves=stats,

@@ -3,11 +3,11 @@
     roofline analyze MODEL [MODEL ...] --gpu GPU --dtype DTYPE --batch N [--json]
     roofline staircase MODEL --layer NAME --gpu GPU [--batch N] [--widths A:B:STEP] [--plot FILE]
     roofline optimize-widths MODEL --gpu GPU --mode {latency,accuracy} [--tau T] [--delta D]
-    roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE ...]
+    roofline latency-table MODEL [MODEL ...] --gpu GPU --out FILE [--merge FILE]...
     roofline batch-sweep MODEL --gpu GPU --dtype DTYPE [--layers]
     roofline fold MODEL --factor F --gpu GPU --batch N [--out FILE.json]
     roofline survey [MODEL ...] --gpu GPU --dtype DTYPE --batch N|max [--fold F] [--accuracy CSV]
-                    [--out DIR]
+                    [--out DIR [--force]]
     roofline nats-sweep --gpu GPU --dtype DTYPE --batch N [--frontiers] [--out FILE.csv]
     roofline gpunet --samples N --seed S --gpu GPU --batch N [--tiers K | --tier-edges-ms A,B]
                     [--out FILE.csv]
@@ -18,7 +18,10 @@
 Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
 memory (``roofline.analysis.batch``). Bad input prints one line, ``roofline: error: ...``, and exits
 with status 2.
-``perf-compare`` exits 1 when a benchmark regressed and 3 when the two environments differ.
+``perf-compare`` exits 1 when a benchmark regressed, 3 when the two environments differ, and 4 when
+the comparison is incomplete: a baseline benchmark missing from the results or without a valid verdict,
+or nothing compared (a regression, 1, wins over 4).
+Ctrl-C exits with status 130 and SIGTERM with 143; files being written are left as they were.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from typing import NoReturn
@@ -40,13 +44,12 @@ from roofline.analysis.predict import FusedNetwork, evaluate
 from roofline.analysis.staircase import staircase
 from roofline.analysis.target import PEAK_KINDS, Target
 from roofline.analysis.widths import MODES, adjust_widths
-from roofline.cli import plots, report
+from roofline.cli import options, plots, report
 from roofline.cli.survey_outputs import check_out_dir, write_outputs
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.hardware.calibration import load_calibration
 from roofline.hardware.gpus import all_gpus, get_gpu
-from roofline.hardware.tiles import parse_tile
 from roofline.model import zoo
 from roofline.model.ir import Network
 from roofline.model.resolve import resolve
@@ -65,92 +68,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"roofline: error: {message} (see --help)\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+def _add_target(cmd: argparse.ArgumentParser, batch: int | None) -> None:
+    """The options every prediction takes: where, at what precision and batch, which block mapping.
 
-
-def _batch(text: str) -> int | str:
-    if text == "max":
-        return text
-    try:
-        return _positive_int(text)
-    except argparse.ArgumentTypeError as exc:
-        raise argparse.ArgumentTypeError(f"{exc} (or max, the largest batch that fits)") from None
-
-
-def _edges(text: str) -> list[float]:
-    try:
-        edges = [float(x) for x in text.split(",")]
-    except ValueError:
-        edges = []
-    if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
-        raise argparse.ArgumentTypeError(
-            f"expected increasing positive milliseconds like 0.5,0.8,1.25, got {text!r}"
-        )
-    return edges
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < 1:  # also rejects nan
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1) like 0.03, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number like 3, got {text!r}")
-    return value
-
-
-def _tile(text: str):
-    try:
-        return parse_tile(text)
-    except RooflineError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _widths(text: str) -> range:
-    parts = text.split(":")
-    try:
-        start, stop, step = (int(p) for p in (parts + ["1"])[:3]) if 2 <= len(parts) <= 3 else (0, 0, 0)
-    except ValueError:
-        start = 0
-    if start < 1 or stop < start or step < 1:
-        raise argparse.ArgumentTypeError(f"expected A:B[:STEP] with 1 <= A <= B and STEP >= 1, got {text!r}")
-    return range(start, stop + 1, step)
-
-
-def _add_target(cmd: argparse.ArgumentParser, batch: int) -> None:
-    """The options every prediction takes: where, at what precision and batch, which block mapping."""
+    ``batch`` None: the command chooses its batches itself and takes no --batch.
+    """
     cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
     cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    if batch is not None:
+        cmd.add_argument(
+            "--batch", type=options.batch, default=batch, metavar="N|max",
+            help=f"batch size up to {options.MAX_BATCH}, or max: the largest that fits in GPU memory "
+            f"(default {batch})",
+        )  # fmt: skip
     cmd.add_argument(
-        "--batch", type=_batch, default=batch, metavar="N|max",
-        help=f"batch size, or max: the largest that fits in GPU memory (default {batch})",
+        "--resolution", type=options.resolution,
+        help=f"input height=width, up to {options.MAX_RESOLUTION} (default: the model's)",
     )  # fmt: skip
-    cmd.add_argument("--resolution", type=_positive_int, help="input height=width (default: the model's)")
-    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
     cmd.add_argument(
-        "--tile", type=_tile, metavar="MxN",
+        "--calibration", type=options.path, metavar="FILE", help="measured achievable peaks (JSON)"
+    )
+    cmd.add_argument(
+        "--tile", type=options.tile, metavar="MxN",
         help="GEMM thread-block tile for every conv/GEMM (default: the heuristic in roofline.analysis.waves)",
     )  # fmt: skip
     cmd.add_argument(
-        "--blocks-per-sm", type=_positive_int, metavar="B",
-        help="GEMM blocks resident per SM (default: from the tile's registers and shared memory)",
+        "--blocks-per-sm", type=options.integer(1, options.MAX_BLOCKS_PER_SM), metavar="B",
+        help=f"GEMM blocks resident per SM, 1 to {options.MAX_BLOCKS_PER_SM} "
+        "(default: from the tile's registers and shared memory)",
     )  # fmt: skip
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
@@ -159,10 +104,18 @@ def _add_space_target(cmd: argparse.ArgumentParser, batch: int) -> None:
     """Search-space sweeps: one batch for every network, the heuristic tiles."""
     cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
     cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
-    cmd.add_argument("--batch", type=_positive_int, default=batch, help=f"batch size (default {batch})")
-    cmd.add_argument("--calibration", metavar="FILE", help="measured achievable peaks (JSON)")
     cmd.add_argument(
-        "--latency-table", metavar="FILE", help="per-layer latencies: measured entries override the model"
+        "--batch", type=options.space_batch, default=batch,
+        help=f"one batch size for every network, up to {options.MAX_BATCH} (default {batch})",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--calibration", type=options.path, metavar="FILE", help="measured achievable peaks (JSON)"
+    )
+    cmd.add_argument(
+        "--latency-table",
+        type=options.path,
+        metavar="FILE",
+        help="per-layer latencies: measured entries override the model",
     )
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
@@ -189,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     analyze.add_argument("--summary", action="store_true", help="one summary table, no per-layer tables")
     analyze.add_argument(
-        "--latency-table", metavar="FILE",
+        "--latency-table", type=options.path, metavar="FILE",
         help="sum per-layer latencies from FILE: measured entries override the model",
     )  # fmt: skip
 
@@ -198,78 +151,119 @@ def build_parser() -> argparse.ArgumentParser:
     stairs.add_argument("--layer", required=True, help="the dense conv or linear layer to widen")
     _add_target(stairs, 1)
     stairs.add_argument(
-        "--widths", type=_widths, metavar="A:B[:STEP]",
-        help="widths to predict (default 1 to twice the current)",
+        "--widths", type=options.widths, metavar="A:B[:STEP]",
+        help=f"widths to predict, up to {options.MAX_WIDTH} and {options.MAX_WIDTH_COUNT} of them "
+        "(default 1 to twice the current)",
     )  # fmt: skip
-    stairs.add_argument("--plot", metavar="FILE", help="draw the staircase to FILE (.png or .svg)")
+    stairs.add_argument(
+        "--plot", type=options.path, metavar="FILE", help="draw the staircase to FILE (.png or .svg)"
+    )
 
     opt = sub.add_parser("optimize-widths", help="move layer widths to wave-step edges (tail-effect study)")
     opt.add_argument("model", metavar="MODEL", help="as for analyze")
     _add_target(opt, 1)
     opt.add_argument("--mode", choices=MODES, default="latency", help="cut latency, or add free parameters")
     opt.add_argument(
-        "--tau", type=float, default=0.01,
+        "--tau", type=options.number(0, 1, example="0.01"), default=0.01,
         help="bound on the total parameter gain, as a fraction of the parameters (default 0.01)",
     )  # fmt: skip
-    opt.add_argument("--delta", type=float, default=0.95, help="target: new latency <= delta x old")
-    opt.add_argument("--out", metavar="FILE", help="write the adjusted network as roofline-ir JSON")
+    opt.add_argument(
+        "--delta", type=options.number(0, 1, example="0.95"), default=0.95,
+        help="target: new latency <= delta x old, delta in (0, 1] (default 0.95)",
+    )  # fmt: skip
+    opt.add_argument(
+        "--out", type=options.path, metavar="FILE", help="write the adjusted network as roofline-ir JSON"
+    )
 
     table = sub.add_parser("latency-table", help="write a per-layer latency table (predicted entries)")
     table.add_argument("models", nargs="+", metavar="MODEL", help="as for analyze")
     _add_target(table, 1)
-    table.add_argument("--merge", nargs="*", default=[], metavar="FILE", help="tables to merge in")
-    table.add_argument("--out", required=True, metavar="FILE", help="the table to write (JSON)")
+    table.add_argument(
+        "--merge", type=options.path, action="append", default=[], metavar="FILE",
+        help="a table to merge in (repeat for more); all must share one GPU, dtype and backend, "
+        "which the new table takes (without --merge its backend is roofline)",
+    )  # fmt: skip
+    table.add_argument(
+        "--out", type=options.path, required=True, metavar="FILE", help="the table to write (JSON)"
+    )
 
     sweep = sub.add_parser(
         "batch-sweep", help="AI, throughput and utilization at each batch up to the largest"
     )
     sweep.add_argument("model", metavar="MODEL", help="as for analyze")
-    _add_target(sweep, 1)
+    _add_target(sweep, None)  # it sweeps powers of two up to the largest batch that fits
     sweep.add_argument("--layers", action="store_true", help="also print every layer's AI at each batch")
 
     fold_cmd = sub.add_parser("fold", help="fold f images onto the channel axis, widen layers by sqrt(f)")
     fold_cmd.add_argument("model", metavar="MODEL", help="as for analyze")
     fold_cmd.add_argument(
-        "--factor", type=_positive_int, default=4, help="images per folded sample (default 4)"
+        "--factor",
+        type=options.integer(1, options.MAX_FOLD, "4"),
+        default=4,
+        help=f"images per folded sample, 1 to {options.MAX_FOLD} (default 4)",
     )
     _add_target(fold_cmd, DEFAULT_BATCH)
-    fold_cmd.add_argument("--out", metavar="FILE", help="write the folded network as roofline-ir JSON")
+    fold_cmd.add_argument(
+        "--out", type=options.path, metavar="FILE", help="write the folded network as roofline-ir JSON"
+    )
 
     surv = sub.add_parser("survey", help="utilization survey of many models: table, frontiers, figures")
     surv.add_argument("models", nargs="*", metavar="MODEL", help="as for analyze (default: the embedded zoo)")
     _add_target(surv, DEFAULT_BATCH)
     surv.add_argument(
-        "--fold", type=_positive_int, metavar="F",
+        "--fold", type=options.integer(1, options.MAX_FOLD, "4"), metavar="F",
         help="also fold every model whose AI is below the CMR by F and show the frontier moving",
     )  # fmt: skip
     surv.add_argument(
-        "--accuracy", metavar="CSV", help="top-1 accuracies (columns model,top1) for accuracy frontiers"
+        "--accuracy",
+        type=options.path,
+        metavar="CSV",
+        help="top-1 accuracies (columns model,top1) for accuracy frontiers",
     )
     surv.add_argument(
-        "--out", metavar="DIR", help="write survey.csv/json, figures (PNG+SVG) and summary.md here"
+        "--out",
+        type=options.path,
+        metavar="DIR",
+        help="write survey.csv/json, figures (PNG+SVG) and summary.md here",
     )
+    surv.add_argument("--force", action="store_true", help="replace an existing --out directory whole")
 
     nats_cmd = sub.add_parser(
         "nats-sweep", help="all 32768 networks of the NATS-Bench size space, and frontiers"
     )
     _add_space_target(nats_cmd, DEFAULT_BATCH)
     nats_cmd.add_argument(
-        "--top", type=_positive_int, default=5, help="networks listed per ranking (default 5)"
+        "--top",
+        type=options.integer(1, options.MAX_TOP, "5"),
+        default=5,
+        help=f"networks listed per ranking, up to {options.MAX_TOP} (default 5)",
     )
     nats_cmd.add_argument("--frontiers", action="store_true", help="list every frontier member")
-    nats_cmd.add_argument("--out", metavar="FILE.csv", help="write one row per network")
+    nats_cmd.add_argument("--out", type=options.path, metavar="FILE.csv", help="write one row per network")
 
     gpunet_cmd = sub.add_parser(
         "gpunet", help="Sobol samples of the GPUNet space, estimated and put in tiers"
     )
     _add_space_target(gpunet_cmd, 1)
-    gpunet_cmd.add_argument("--samples", type=_positive_int, default=10_000, help="how many (default 10000)")
-    gpunet_cmd.add_argument("--seed", type=int, default=0, help="Sobol scramble seed (default 0)")
-    tiers = gpunet_cmd.add_mutually_exclusive_group()
-    tiers.add_argument("--tiers", type=_positive_int, default=5, help="equal-count latency tiers (default 5)")
-    tiers.add_argument("--tier-edges-ms", type=_edges, metavar="A,B,...", help="fixed tier edges in ms")
     gpunet_cmd.add_argument(
-        "--out", metavar="FILE.csv", help="write one row per sample (41 ints + estimates)"
+        "--samples", type=options.integer(1, options.MAX_SAMPLES, "10000"), default=10_000,
+        help=f"how many, up to {options.MAX_SAMPLES} (default 10000)",
+    )  # fmt: skip
+    gpunet_cmd.add_argument(
+        "--seed", type=options.integer(0, options.MAX_SEED, "0"), default=0,
+        help=f"Sobol scramble seed, 0 to {options.MAX_SEED} (default 0)",
+    )  # fmt: skip
+    tiers = gpunet_cmd.add_mutually_exclusive_group()
+    tiers.add_argument(
+        "--tiers", type=options.integer(1, options.MAX_TIERS, "5"), default=5,
+        help=f"equal-count latency tiers, up to {options.MAX_TIERS} and --samples (default 5)",
+    )  # fmt: skip
+    tiers.add_argument(
+        "--tier-edges-ms", type=options.edges_ms, metavar="A,B,...",
+        help="fixed tier edges in ms: increasing, positive, finite",
+    )  # fmt: skip
+    gpunet_cmd.add_argument(
+        "--out", type=options.path, metavar="FILE.csv", help="write one row per sample (41 ints + estimates)"
     )
 
     compare = sub.add_parser(
@@ -277,21 +271,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the regression gate (size + significance) to a baseline and a results file",
         epilog="Single run only: the re-run that confirms a regression is the pytest plugin's job, so a "
         "regression here is a candidate. Exit 0: no regression; 1: a regression; 2: bad input; "
-        "3: the environments differ (not comparable).",
+        "3: the environments differ (not comparable); 4: incomplete: a baseline benchmark is missing "
+        "from the results or its verdict is invalid or not comparable, or nothing was compared (each is "
+        "named on stderr). 1 wins over 4: a regression is the stronger signal.",
     )  # fmt: skip
     compare.add_argument("baseline", metavar="BASELINE.json", help="the baseline (baselines/<gpu key>.json)")
     compare.add_argument("results", metavar="RESULTS.json", help="a results file from `nox -s perf`")
     compare.add_argument(
-        "--floor", type=_fraction, default=gate.Rule.floor,
+        "--floor", type=options.fraction, default=gate.Rule.floor,
         help=f"smallest drop that counts, as a fraction; a benchmark's tolerance replaces it "
         f"(default {gate.Rule.floor})",
     )  # fmt: skip
     compare.add_argument(
-        "--k", type=_positive_float, default=gate.Rule.k,
+        "--k", type=options.number(0, 100, example="3"), default=gate.Rule.k,
         help=f"a drop must also exceed k x the measured noise (default {gate.Rule.k:g})",
     )  # fmt: skip
     compare.add_argument(
-        "--alpha", type=_fraction, default=gate.Rule.alpha,
+        "--alpha", type=options.fraction, default=gate.Rule.alpha,
         help=f"significance level of the one-sided Mann-Whitney U test (default {gate.Rule.alpha})",
     )  # fmt: skip
     compare.add_argument("--json", action="store_true", help="print JSON")
@@ -303,18 +299,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_json(value: object) -> None:
-    json.dump(value, sys.stdout, indent=1)
-    print()
+    # A NaN or infinity here is a bug upstream: raise (ValueError) rather than print invalid JSON.
+    print(json.dumps(value, indent=1, allow_nan=False))
 
 
 def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
-    """Resolve each spec in turn, with a progress bar on stderr when there are more than a few."""
+    """Resolve each spec in turn, once each, with a progress bar on stderr when there are more than a few."""
+    specs = _unique(specs)
     bar = tqdm(
         specs, desc="models", unit="model", file=sys.stderr, disable=len(specs) <= PROGRESS_OVER or None
     )
     for spec in bar:
         bar.set_postfix_str(spec, refresh=False)
         yield resolve(spec, resolution)
+
+
+def _unique(specs: list[str]) -> list[str]:
+    """``specs`` without repeats, in order; a repeat is named on stderr, not analysed twice."""
+    unique = list(dict.fromkeys(specs))
+    if len(unique) < len(specs):
+        repeated = sorted({s for s in specs if specs.count(s) > 1})
+        print(
+            f"roofline: note: {', '.join(repeated)} named more than once; each is analysed once",
+            file=sys.stderr,
+        )
+    return unique
 
 
 #: Target fields that some commands take as options; a command without one gets the Target default.
@@ -346,7 +355,10 @@ def _staircase(args: argparse.Namespace) -> None:
     print(f"== {fused.network.name}: {stairs.layer} ({stairs.op}), width {stairs.width}")
     print(report.staircase_table(stairs))
     print(f"step edges (last width before a new wave): {', '.join(map(str, stairs.edges())) or 'none'}")
-    optimal = ", ".join(map(str, stairs.optimal_widths()))
+    # A step that runs past the last width has no known right edge, so it has no optimal width yet.
+    optimal = ", ".join(map(str, stairs.optimal_widths())) or (
+        f"none yet: no step ends by width {stairs.widths[-1]}; widen --widths to see where one does"
+    )
     print(f"optimal widths (max utilization x throughput per step): {optimal}")
     gpu = target.gpu
     print(f"{gpu.name} ({gpu.sms} SMs), {args.dtype}, batch {batch}; latency of this layer alone.")
@@ -356,11 +368,15 @@ def _staircase(args: argparse.Namespace) -> None:
 
 def _optimize_widths(args: argparse.Namespace) -> None:
     target = target_from_args(args)
+    if args.out:
+        files.check_parent(args.out)
     network = resolve(args.model, args.resolution)
     batch = resolve_batch(args.batch, FusedNetwork.of(network), target)
     result = adjust_widths(network, target, batch, mode=args.mode, tau=args.tau, delta=args.delta)
     if args.out:
-        files.write_text(args.out, zoo.dumps(result.network))
+        # Its own name, as fold's "-fold4": reports of the written file must not pass for the original.
+        adjusted = dataclasses.replace(result.network, name=f"{result.network.name}-{args.mode}-widths")
+        files.write_text(args.out, zoo.dumps(adjusted))
     if args.json:
         _print_json(result.to_dict())
         return
@@ -371,14 +387,20 @@ def _optimize_widths(args: argparse.Namespace) -> None:
 
 def _latency_table(args: argparse.Namespace) -> None:
     target = target_from_args(args)
+    files.check_parent(args.out)
     merged = [latency_table.load(path) for path in args.merge]
+    # The predicted entries are the roofline model's and hold for any backend, so the new table takes the
+    # backend of the --merge tables ("roofline" without any). Those must share one backend, GPU and
+    # dtype, and match --gpu and --dtype: checked before any model is traced, each error naming both.
+    backend = latency_table.merge(*merged, names=args.merge).backend if merged else "roofline"
+    predicted = latency_table.LatencyTable(target.gpu.key, target.dtype, backend)
+    names = [f"the predicted table (--gpu {target.gpu.key} --dtype {target.dtype})", *args.merge]
+    latency_table.merge(predicted, *merged, names=names)
     tables = []
-    for spec in args.models:
+    for spec in _unique(args.models):
         fused = FusedNetwork.of(resolve(spec, args.resolution))
         estimate = evaluate(fused, target, resolve_batch(args.batch, fused, target))
-        tables.append(
-            latency_table.predicted_table(estimate, backend=merged[0].backend if merged else "roofline")
-        )
+        tables.append(latency_table.predicted_table(estimate, backend=backend))
     table = latency_table.merge(*tables, *merged)
     latency_table.save(table, args.out)
     measured = sum(e.source == "measured" for e in table.entries.values())
@@ -435,6 +457,8 @@ def _batch_sweep(args: argparse.Namespace) -> None:
 
 def _fold(args: argparse.Namespace) -> None:
     target = target_from_args(args)
+    if args.out:
+        files.check_parent(args.out)
     network = resolve(args.model, args.resolution)
     fused = FusedNetwork.of(network)
     batch = resolve_batch(args.batch, fused, target)
@@ -458,13 +482,19 @@ def _survey(args: argparse.Namespace) -> None:
     if args.tile is not None or args.blocks_per_sm is not None:
         raise RooflineError("survey uses the tile heuristic for every model; drop --tile/--blocks-per-sm")
     accuracies = load_accuracies(args.accuracy) if args.accuracy else None
+    if args.force and not args.out:
+        raise RooflineError("--force replaces an --out directory; drop it or add --out DIR")
     if args.out:
-        check_out_dir(args.out)
+        check_out_dir(args.out, replace=args.force)
     specs = args.models or zoo.zoo_names()
     result = survey(
         _networks(specs, args.resolution), target, args.batch, fold_factor=args.fold, accuracies=accuracies
     )
-    written = write_outputs(result, args.out) if args.out else []
+    if result.unmatched_accuracies:  # a CSV often covers more models than one survey: a warning, not an error
+        unused = ", ".join(result.unmatched_accuracies)
+        print(f"roofline: warning: {args.accuracy} has models this survey does not, their accuracies are "
+              f"unused: {unused}", file=sys.stderr)  # fmt: skip
+    written = write_outputs(result, args.out, replace=args.force) if args.out else []
     if args.json:
         _print_json(result.to_dict())
         return
@@ -499,6 +529,8 @@ def _gpunet(args: argparse.Namespace) -> None:
     from roofline.studies.spaces import gpunet
 
     target, table = _space_target(args)
+    if args.tier_edges_ms is None and args.tiers > args.samples:
+        raise RooflineError(f"--tiers {args.tiers} is more than --samples {args.samples}: lower --tiers")
     if args.out:
         files.check_parent(args.out)
     samples = gpunet.sobol_sample(args.samples, args.seed)
@@ -536,12 +568,15 @@ def _perf_compare(args: argparse.Namespace) -> int:
                  "change": None, "verdict": gate.NOT_COMPARABLE, "reason": reason}
                 for key in sorted(medians[0].keys() | medians[1].keys())
             ])  # fmt: skip
-        return 3
+        return gate.EXIT_NOT_COMPARABLE
     verdicts = gate.compare_files(baseline, results, rule)
     if args.json:
         _print_json([v.to_dict() for v in verdicts])
     else:
         print(gate.summary_table(verdicts))
+    # A baseline benchmark without a valid verdict is a lost measurement: name each one (exit 4 unless 1).
+    for line in gate.incomplete(verdicts):
+        print(f"incomplete: {line}", file=sys.stderr)
     return gate.exit_code(verdicts)
 
 
@@ -593,9 +628,23 @@ COMMANDS = {
 }
 
 
+class _Terminated(BaseException):
+    """SIGTERM as an exception, so that ``finally`` blocks run and staged outputs are removed."""
+
+
+def _raise_terminated(signum: int, frame: object) -> NoReturn:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     code = 0
+    previous = None
+    try:
+        # By default SIGTERM kills the process where it stands, leaving half-written outputs behind.
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: only the main thread can take signals
+        pass
     try:
         # Most commands succeed or raise; perf-compare also returns its verdict as the status.
         code = COMMANDS[args.command](args) or 0
@@ -605,7 +654,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `roofline ... | head`
         sys.stderr.close()
     except KeyboardInterrupt:
-        return 130
+        print("roofline: interrupted; outputs are whole or not written", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated:
+        print("roofline: terminated; outputs are whole or not written", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return code
 
 

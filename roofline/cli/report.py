@@ -367,8 +367,8 @@ def gpunet_dict(samples: np.ndarray, est: Any, tiers: tuple, seed: int) -> dict:
 def gpunet_report(samples: np.ndarray, est: Any, tiers: tuple) -> str:
     rows = [
         (t.tier, t.count, t.min_latency_s * 1e3, t.max_latency_s * 1e3, t.max_flops_per_image / 1e9,
-         100 * est.utilization[t.best_index] if t.best_index >= 0 else None,
-         " ".join(map(str, samples[t.best_index])) if t.best_index >= 0 else "")
+         100 * est.utilization[t.best_index], " ".join(map(str, samples[t.best_index])))
+        if t.count else (t.tier, 0)  # an empty tier: "-" in every other column
         for t in tiers
     ]  # fmt: skip
     headers = ("tier", "samples", "min ms", "max ms", "best GFLOPs", "its util %", "its 41-int encoding")

@@ -71,28 +71,38 @@ def markdown(s: Survey, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check_out_dir(out_dir: str | Path) -> Path:
-    """Fail before any work if ``out_dir`` cannot become the output directory."""
+def check_out_dir(out_dir: str | Path, *, replace: bool = False) -> Path:
+    """Fail before any work if ``out_dir`` cannot become the output directory.
+
+    An existing directory is replaced whole only with ``replace`` (the CLI's ``--force``).
+    """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RooflineError(f"--out {out} exists and is not a directory; pick a directory path")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise RooflineError(f"--out {out} exists and is not a directory; pick a directory path")
+        if not replace:
+            raise RooflineError(
+                f"--out {out} already exists; pass --force to replace it whole, or pick a new directory"
+            )
+    files.check_dir_parent(out)
     return out
 
 
-def write_outputs(s: Survey, out_dir: str | Path) -> list[Path]:
-    """survey.csv, survey.json, the figures (PNG and SVG) and summary.md, each written atomically."""
-    out = check_out_dir(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RooflineError(f"cannot create output directory {out}: {exc.strerror}") from None
-    written = []
-    for stem, draw in plots.survey_figures(s).items():
-        for suffix in plots.FORMATS:
-            path = out / f"{stem}{suffix}"
-            draw(path)
-            written.append(path)
-    files.write_text(out / "survey.csv", s.csv_text())
-    files.write_text(out / "survey.json", json.dumps(s.to_dict(), indent=1) + "\n")
-    files.write_text(out / "summary.md", markdown(s, [p.name for p in written]))
-    return [*written, out / "survey.csv", out / "survey.json", out / "summary.md"]
+def write_outputs(s: Survey, out_dir: str | Path, *, replace: bool = False) -> list[Path]:
+    """survey.csv, survey.json, the figures (PNG and SVG) and summary.md, as one directory.
+
+    Everything is written into a hidden staging directory beside ``out_dir`` that is then renamed
+    into place (``roofline.files.replacing_dir``): a failed or interrupted run leaves ``out_dir`` as
+    it was, and a replaced directory holds this run's files only.
+    """
+    out = check_out_dir(out_dir, replace=replace)
+    names = []
+    with files.replacing_dir(out, replace=replace) as stage:
+        for stem, draw in plots.survey_figures(s).items():
+            for suffix in plots.FORMATS:
+                draw(stage / f"{stem}{suffix}")
+                names.append(f"{stem}{suffix}")
+        files.write_text(stage / "survey.csv", s.csv_text())
+        files.write_text(stage / "survey.json", json.dumps(s.to_dict(), indent=1) + "\n")
+        files.write_text(stage / "summary.md", markdown(s, names))
+    return [out / name for name in (*names, "survey.csv", "survey.json", "summary.md")]

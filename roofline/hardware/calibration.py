@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
 from roofline.files import read_document
 from roofline.hardware import efficiency
 from roofline.hardware.gpus import GPU, Roof, get_gpu
+from roofline.schema import Fields
 
 CALIBRATION_FORMAT = "roofline-calibration"
 
@@ -34,27 +36,73 @@ class Calibration:
     peak_flops_s: Mapping[str, float]  # per dtype; a dtype it lacks falls back to the defaults
 
 
+#: How far a measured rate may exceed the datasheet figure before the file is refused. Datasheet peaks
+#: are counted at the boost clock, and GPU Boost can run the SMs above it: not the datacenter parts,
+#: which cap the clock at the datasheet boost (V100 SXM2 1530, A100 1410, H100 SXM 1980 MHz), but
+#: GeForce and TITAN cards can sit some percent higher while power and temperature allow, and a
+#: STREAM-like copy can gain a little from L2 hits. A dense GEMM also never runs at 100% of the peak
+#: of its clock, so a rate more than 10% above the datasheet is not a fast GPU: it is a wrong FLOP
+#: count, a sparse or lower-precision kernel, a timing bug, or another GPU's file, and using it would
+#: report utilizations above 100% (a 9000 TFLOP/s file made ``analyze`` print 552%).
+ABOVE_DATASHEET = 0.10
+
+_FIX = "re-run python -m kernels.calibrate on the GPU"
+
+
+def _rate(value: float, unit: str) -> str:
+    scale = 1e12 if unit == "TFLOP/s" else 1e9
+    return f"{value / scale:.4g} {unit}"
+
+
+def _check_rate(fields: Fields, name: str, measured: float, datasheet: float, unit: str, gpu: GPU) -> None:
+    """Refuse ``measured`` when it is more than ``ABOVE_DATASHEET`` over the datasheet figure."""
+    if measured > datasheet * (1 + ABOVE_DATASHEET):
+        raise fields.error(
+            name,
+            f"is {_rate(measured, unit)}, {measured / datasheet:.0%} of the datasheet's "
+            f"{_rate(datasheet, unit)} for the {gpu.name}: more than {ABOVE_DATASHEET:.0%} above it, which "
+            "no clock boost explains (a wrong FLOP count, timer or GPU)",
+        )
+
+
 def load_calibration(path: str | Path, gpu: GPU) -> Calibration:
-    """Read a calibration file (JSON) and check it belongs to ``gpu``.
+    """Read a calibration file (JSON) and check it belongs to ``gpu`` and stays under its datasheet.
 
     Format, written by ``python -m kernels.calibrate``::
 
         {"format": "roofline-calibration", "version": 1, "gpu": "h100-sxm",
          "source": "kernels/calibrate.py on <host>, <date>",
          "dram_bytes_s": 3.0e12, "peak_flops_s": {"fp16": 7.9e14, ...}}
+
+    Every rate must be positive and at most ``ABOVE_DATASHEET`` above the GPU's datasheet figure;
+    each dtype must be one the GPU database has a datasheet peak for, so that it can be checked.
     """
     data = read_document(path, "calibration file", CALIBRATION_FORMAT)
+    fields = Fields(data, str(path), _FIX)
+    name = fields.string("gpu")
     try:
-        owner = get_gpu(str(data["gpu"])).key
-        source = str(data["source"])
-        bandwidth = float(data["dram_bytes_s"])
-        peaks = {str(k): float(v) for k, v in dict(data["peak_flops_s"]).items()}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RooflineError(f"calibration file {path} is malformed ({exc}); regenerate it") from None
+        owner = get_gpu(name).key
+    except RooflineError:
+        raise fields.error("gpu", f"{name!r} is not in the GPU database (see `roofline gpus`)") from None
     if owner != gpu.key:
-        raise RooflineError(f"calibration file {path} was measured on {owner}, not {gpu.key}")
-    if bandwidth <= 0 or any(v <= 0 for v in peaks.values()):
-        raise RooflineError(f"calibration file {path} has a non-positive rate; regenerate it")
+        wrong = Fields(data, str(path), f"pass a calibration of {gpu.key}, or measure one on it with "
+                                        "python -m kernels.calibrate")  # fmt: skip
+        raise wrong.error("gpu", f"says the file was measured on {owner}, not {gpu.key}")
+    source = fields.string("source")
+    bandwidth = fields.number("dram_bytes_s", positive=True)
+    _check_rate(fields, "dram_bytes_s", bandwidth, gpu.dram_bandwidth_bytes_s, "GB/s", gpu)
+    rates = fields.object("peak_flops_s")
+    peaks = {}
+    for dtype in rates.data:
+        if dtype not in DTYPE_BYTES:
+            raise rates.error(str(dtype), f"is not a dtype: use one of {', '.join(DTYPE_BYTES)}")
+        if dtype not in gpu.peak_flops_s:
+            have = ", ".join(gpu.peak_flops_s)
+            raise Fields(data, str(path), f"remove it (the {gpu.name} has: {have})", "peak_flops_s").error(
+                dtype, f"has no datasheet figure for the {gpu.name} to check it against"
+            )
+        peaks[dtype] = rates.number(dtype, positive=True)
+        _check_rate(rates, dtype, peaks[dtype], gpu.peak_flops_s[dtype], "TFLOP/s", gpu)
     return Calibration(owner, source, bandwidth, MappingProxyType(peaks))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from roofline.errors import RooflineError
 from roofline.model import zoo
-from roofline.model.ir import Network
+from roofline.model.ir import IR_FIX, Network
 
 
 def _torch_frontend():
@@ -33,17 +33,59 @@ def _onnx_frontend():
 
 
 def load_ir_file(path: Path) -> Network:
+    """The network saved in ``path``; anything malformed is one line naming the file and the field."""
     try:
-        return Network.from_dict(json.loads(path.read_text()))
+        text = path.read_text()
     except FileNotFoundError:
-        raise RooflineError(f"IR file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise RooflineError(f"IR file {path} does not exist; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise RooflineError(
+            f"{path}: cannot read the IR file ({reason}); check the path and its permissions"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RooflineError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {IR_FIX}"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # a number past the int digit limit, nesting too deep
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RooflineError(f"{path} is not a valid roofline IR file ({reason})") from None
+        raise RooflineError(f"{path}: not valid JSON ({reason}); {IR_FIX}") from None
+    return Network.from_dict(data, source=str(path))
+
+
+def check_timeable(network: Network) -> Network:
+    """``network`` if the roofline can time it: at least one layer must carry FLOPs.
+
+    Utilization, arithmetic intensity, folding and the survey's log-scale plots
+    all divide by the FLOPs, so a network without a convolution, linear layer or
+    matrix product (an ONNX file whose only op is unsupported, a ``Loop``) is
+    refused here, where every command resolves its models, instead of ending in
+    a division by zero.
+    """
+    if network.flops() > 0:
+        return network
+    if network.unsupported_ops:
+        ops = ", ".join(f"{op} x{n}" for op, n in network.unsupported_ops.items())
+        why = f"unsupported ops: {ops}"
+    elif network.layers:
+        kinds = ", ".join(dict.fromkeys(layer.describe() for layer in network.layers))
+        why = f"only layers without FLOPs: {kinds}"
+    else:
+        why = "no layers at all"
+    raise RooflineError(
+        f"{network.name} has no layer the roofline can time ({why}); it needs at least one convolution, "
+        "linear layer or matrix product: export the model with standard ONNX ops or analyze another model"
+    )
 
 
 def resolve(spec: str, resolution: int | None = None) -> Network:
-    """The Network named by ``spec`` at ``resolution`` (default: the model's own)."""
+    """The Network named by ``spec`` at ``resolution`` (default: the model's own), checked to be timeable."""
+    return check_timeable(_resolve(spec, resolution))
+
+
+def _resolve(spec: str, resolution: int | None) -> Network:
     if resolution is not None and resolution < 1:
         raise RooflineError(f"resolution must be a positive integer, got {resolution}")
     kind, sep, target = spec.partition(":")

@@ -15,6 +15,14 @@ Throughput and utilization are gated alike; either regressing is a regression.
 A rise that passes the same size and significance tests means the baseline is
 stale. A run flagged invalid (``extra["invalid_reason"]``: unstable windows,
 throttling, a foreign process on the GPU) is never judged.
+
+A comparison is complete only when every baseline benchmark got a judged
+verdict (ok, regression or improvement) and at least one benchmark was
+compared. A baseline benchmark that is ``missing`` from the results, or whose
+verdict is ``invalid`` or ``not_comparable``, is a measurement CI lost, so it
+fails the comparison (``incomplete``, ``EXIT_INCOMPLETE``) instead of passing
+unseen. A benchmark only the results hold is new, not lost: it is reported and
+fails nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +42,18 @@ REGRESSION = "regression"
 IMPROVEMENT = "improvement"
 INVALID = "invalid"
 NOT_COMPARABLE = "not_comparable"
+MISSING = "missing"  # in the baseline, not in the results
+#: Verdicts that judged a benchmark; any other on a baseline benchmark leaves the comparison incomplete.
+JUDGED = (OK, REGRESSION, IMPROVEMENT)
 UPDATE_HINT = "re-measure with --update-baselines"
+
+#: Exit statuses of ``roofline perf-compare`` (documented in its --help and README). A regression is
+#: the stronger signal, so 1 wins over 4; 3 means nothing was judged at all, and 2 that a file is bad.
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_BAD_INPUT = 2
+EXIT_NOT_COMPARABLE = 3  # the environments differ
+EXIT_INCOMPLETE = 4  # a baseline benchmark missing, invalid or not comparable, or nothing compared
 
 
 @dataclass(frozen=True)
@@ -259,7 +278,8 @@ def compare_files(baseline: PerfResults, results: PerfResults, rule: Rule = DEFA
             verdicts.append(Verdict(key, None, now.median, None, NOT_COMPARABLE,
                                     "no baseline for it: run --update-baselines"))  # fmt: skip
         elif now is None:
-            verdicts.append(Verdict(key, base.median, None, None, NOT_COMPARABLE, "not in the results"))
+            reason = "in the baseline but not in the results: its measurement was lost or not run; run it"
+            verdicts.append(Verdict(key, base.median, None, None, MISSING, reason))
         else:
             verdicts.append(judge(base, now, rule))
     return verdicts
@@ -280,6 +300,23 @@ def summary_table(verdicts: Iterable[Verdict]) -> str:
                     disable_numparse=True)  # fmt: skip
 
 
+def incomplete(verdicts: Sequence[Verdict], require_a_comparison: bool = True) -> list[str]:
+    """Why ``verdicts`` do not cover the baseline, one line each (empty when they do; module doc).
+
+    A verdict with a baseline median is a baseline benchmark's: it must be judged (``JUDGED``). With
+    ``require_a_comparison``, a set of verdicts in which nothing was judged is incomplete too.
+    """
+    lines = [f"{v.id}: {v.verdict}: {v.reason}" for v in verdicts
+             if v.baseline_median is not None and v.verdict not in JUDGED]  # fmt: skip
+    if require_a_comparison and not any(v.verdict in JUDGED for v in verdicts):
+        lines.append("nothing was compared: no benchmark has a valid result in both files")
+    return lines
+
+
 def exit_code(verdicts: Sequence[Verdict]) -> int:
-    """1 when any benchmark regressed, else 0."""
-    return int(any(v.verdict == REGRESSION for v in verdicts))
+    """``EXIT_REGRESSION`` when any benchmark regressed, else ``EXIT_INCOMPLETE`` when the comparison is
+    ``incomplete``, else ``EXIT_OK``. A regression wins: it is the stronger signal, and the incomplete
+    benchmarks are still named beside it."""
+    if any(v.verdict == REGRESSION for v in verdicts):
+        return EXIT_REGRESSION
+    return EXIT_INCOMPLETE if incomplete(verdicts) else EXIT_OK

@@ -82,6 +82,8 @@ class Survey:
     target: Target
     batch: int | str  # as asked: a number, or "max"
     fold_factor: int | None
+    #: Models the accuracy file names that no surveyed network has, sorted: their accuracies go unused.
+    unmatched_accuracies: tuple[str, ...] = ()
 
     def _column(self, f: Callable[[Entry], float], entries=None) -> np.ndarray:
         return np.array([f(e) for e in (self.entries if entries is None else entries)], dtype=float)
@@ -154,24 +156,50 @@ class Survey:
         return buf.getvalue()
 
 
+_ACCURACY_FIX = "save it as CSV (UTF-8) with columns model,top1"
+
+
 def load_accuracies(path: str | Path) -> dict[str, float]:
-    """``model,top1`` rows (a header line naming both columns; top-1 in percent)."""
+    """``model,top1`` rows (a header line naming both columns; top-1 in percent), one row per model.
+
+    Model names are matched exactly (after stripping spaces) against the surveyed networks' names;
+    ``survey`` reports the names it has no network for (``Survey.unmatched_accuracies``).
+    """
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise RooflineError(f"cannot read accuracy file {path}: {exc.strerror}") from None
+    binary = f"accuracy file {path} is not a UTF-8 CSV text file ({{}}); {_ACCURACY_FIX}"
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a spreadsheet's byte order mark is not part of "model"
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start} is {raw[exc.start : exc.start + 1]!r}"
+        raise RooflineError(binary.format(where)) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise RooflineError(binary.format(f"line {line} holds a NUL byte"))
     reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"model", "top1"} <= set(reader.fieldnames):
-        raise RooflineError(f"accuracy file {path} needs a header with columns model,top1")
-    out = {}
-    for line, row in enumerate(reader, 2):
+    try:
+        if not reader.fieldnames or not {"model", "top1"} <= {f.strip() for f in reader.fieldnames}:
+            raise RooflineError(f"accuracy file {path} needs a header with columns model,top1")
+        rows = [({(k or "").strip(): v for k, v in row.items()}, reader.line_num) for row in reader]
+    except csv.Error as exc:
+        raise RooflineError(f"{path}:{reader.line_num}: not CSV ({exc}); {_ACCURACY_FIX}") from None
+    out: dict[str, float] = {}
+    lines: dict[str, int] = {}
+    for row, line in rows:
         try:
             top1 = float(row["top1"])
         except (TypeError, ValueError):
             raise RooflineError(f"{path}:{line}: top1 {row['top1']!r} is not a number") from None
-        if not 0 <= top1 <= 100 or not row["model"]:
+        model = (row["model"] or "").strip()
+        if not 0 <= top1 <= 100 or not model:
             raise RooflineError(f"{path}:{line}: need a model name and a top1 in percent (0-100)")
-        out[row["model"]] = top1
+        if model in lines:
+            raise RooflineError(
+                f"{path}:{line}: model {model} is already on line {lines[model]}; keep one top1 per model"
+            )
+        out[model], lines[model] = top1, line
     return out
 
 
@@ -201,4 +229,5 @@ def survey(
             samples = fold_batch(n, fold_factor)
             folded = evaluate(fold(network, fold_factor).network, target, samples)
         entries.append(Entry(estimate, folded, accuracies.get(network.name)))
-    return Survey(tuple(entries), target, batch, fold_factor)
+    unmatched = tuple(sorted(set(accuracies) - {e.name for e in entries}))
+    return Survey(tuple(entries), target, batch, fold_factor, unmatched)

@@ -171,6 +171,18 @@ def test_merge_refuses_mismatched_tables(other, field):
         merge(table(), other)
 
 
+def test_merge_names_both_tables_it_refuses():
+    trt, torch = table(), LatencyTable("v100-sxm2", "fp16", "pytorch", {})
+    with pytest.raises(RooflineError) as exc:
+        merge(table(), trt, torch, names=["a.json", "b.json", "c.json"])
+    assert str(exc.value) == (
+        "cannot merge latency tables with different backend: a.json has 'tensorrt', c.json has 'pytorch'; "
+        "merge only tables of one GPU, dtype and backend"
+    )
+    with pytest.raises(ValueError, match="one name per table"):
+        merge(trt, torch, names=["a.json"])
+
+
 def test_entry_validation():
     with pytest.raises(RooflineError, match="positive"):
         Entry(0.0, "measured")
@@ -239,12 +251,18 @@ def test_load_accepts_gpu_aliases(tmp_path):
         ("{not json", "not valid JSON"),
         (json.dumps({**valid(), "format": "roofline-calibration"}), "not a roofline-latency-table version 1"),
         (json.dumps({**valid(), "version": 2}), "not a roofline-latency-table version 1"),
-        (json.dumps(with_entry(latency_s=-1e-5)), "malformed.*positive"),
-        (json.dumps(with_entry(latency_s="fast")), "malformed"),
-        (json.dumps(with_entry(source="guessed")), "malformed.*unknown source"),
-        (json.dumps({**valid(), "entries": {"k": 3}}), "malformed"),
-        (json.dumps({k: v for k, v in valid().items() if k != "backend"}), "malformed"),
-        (json.dumps({**valid(), "gpu": "v1000"}), "malformed.*unknown GPU"),
+        (json.dumps(with_entry(latency_s=-1e-5)), r"entries\.k\.latency_s must be positive, got -1e-05"),
+        (json.dumps(with_entry(latency_s="fast")), r"entries\.k\.latency_s must be a finite number"),
+        (json.dumps(with_entry(source="guessed")), r"entries\.k\.source must be one of predicted, measured"),
+        (json.dumps(with_entry(samples=-1)), r"entries\.k\.samples must be an integer >= 0"),
+        (json.dumps(with_entry(samples=2.5)), r"entries\.k\.samples must be an integer"),
+        (json.dumps(with_entry(provenance=3)), r"entries\.k\.provenance must be a string"),
+        (json.dumps({**valid(), "entries": {"k": 3}}), r"entries\.k must be an object, got a number"),
+        (json.dumps({**valid(), "entries": []}), "entries must be an object, got a list"),
+        (json.dumps({k: v for k, v in valid().items() if k != "backend"}), "backend is missing"),
+        (json.dumps({**valid(), "backend": ""}), "backend must be a non-empty string"),
+        (json.dumps({**valid(), "dtype": "fp64"}), "dtype must be one of fp32, tf32"),
+        (json.dumps({**valid(), "gpu": "v1000"}), "gpu 'v1000' is not in the GPU database"),
     ],
 )
 def test_bad_files_are_one_line_errors_naming_the_path(tmp_path, text, fragment):
@@ -253,6 +271,15 @@ def test_bad_files_are_one_line_errors_naming_the_path(tmp_path, text, fragment)
     with pytest.raises(RooflineError, match=fragment) as exc:
         load(path)
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+    if "JSON" not in fragment and "version 1" not in fragment:
+        assert str(exc.value).endswith("fix the file, or write it again with `roofline latency-table`")
+
+
+def test_null_samples_and_missing_provenance_load(tmp_path):
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({**valid(), "entries": {"k": {"latency_s": 2e-5, "source": "predicted",
+                                                              "samples": None}}}))  # fmt: skip
+    assert load(path).entries["k"] == Entry(2e-5, "predicted", None, "")
 
 
 def test_missing_file(tmp_path):
@@ -260,3 +287,73 @@ def test_missing_file(tmp_path):
     with pytest.raises(RooflineError, match="does not exist") as exc:
         load(path)
     assert str(path) in str(exc.value)
+
+
+# -- the CLI: --merge takes one file and repeats; the new table's backend --------------------------------
+
+
+def _write_table(path, backend, gpu="v100-sxm2", latency=1e-5):
+    save(LatencyTable(gpu, "fp16", backend, {"k": Entry(latency, "measured", 7, "test")}), path)
+    return str(path)
+
+
+def _cli(capsys, *argv):
+    from roofline.cli.main import main
+
+    code = main(["latency-table", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_merge_before_the_models_keeps_the_models(capsys, tmp_path):
+    trt = _write_table(tmp_path / "trt.json", "tensorrt")
+    out = str(tmp_path / "out.json")
+    code, stdout, err = _cli(capsys, "--merge", trt, "resnet18", "--batch", "8", "--out", out, "--json")
+    assert (code, err) == (0, "")
+    table = load(out)
+    predicted = predicted_table(evaluate(zoo.load("resnet18"), Target.of("v100", "fp16"), 8))
+    assert set(table.entries) == set(predicted.entries) | {"k"}
+    # The predictions hold for any backend: the new table takes the merged tables' backend.
+    assert table.backend == "tensorrt" and json.loads(stdout)["backend"] == "tensorrt"
+    assert table.entries["k"] == Entry(1e-5, "measured", 7, "test")
+
+
+def test_cli_merge_repeats(capsys, tmp_path):
+    few = _write_table(tmp_path / "few.json", "tensorrt")
+    many = tmp_path / "many.json"
+    more = {"k": Entry(3e-5, "measured", 70, "more"), "k2": Entry(4e-5, "measured", 9, "other")}
+    save(LatencyTable("v100-sxm2", "fp16", "tensorrt", more), many)
+    out = str(tmp_path / "out.json")
+    code, *_ = _cli(capsys, "resnet18", "--batch", "8", "--merge", few, "--merge", str(many), "--out", out)
+    assert code == 0 and load(out).entries["k"].samples == 70 and "k2" in load(out).entries
+    code, *_ = _cli(capsys, "resnet18", "--batch", "8", "--merge", str(many), "--merge", few, "--out", out)
+    assert load(out).entries["k"].samples == 70  # measured: more samples win, whatever the order
+    assert _cli(capsys, "resnet18", "--batch", "8", "--out", out)[0] == 0
+    assert load(out).backend == "roofline"  # no --merge: a predicted-only table
+
+
+@pytest.mark.parametrize(
+    "second, fragment",
+    [
+        ({"backend": "pytorch"}, "different backend: {a} has 'tensorrt', {b} has 'pytorch'"),
+        ({"backend": "tensorrt", "gpu": "a100-sxm4-40gb"},
+         "different gpu: {a} has 'v100-sxm2', {b} has 'a100-sxm4-40gb'"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_to_merge_tables_of_two_backends_or_gpus(capsys, tmp_path, second, fragment):
+    from unit_tests.helpers import cli_error
+
+    a = _write_table(tmp_path / "a.json", "tensorrt")
+    b = _write_table(tmp_path / "b.json", **second)
+    out = tmp_path / "out.json"
+    err = cli_error(capsys, ["latency-table", "resnet18", "--merge", a, "--merge", b, "--out", str(out)])
+    assert fragment.format(a=a, b=b) in err and not out.exists()
+
+
+def test_cli_refuses_a_merged_table_of_another_gpu_than_the_target(capsys, tmp_path):
+    from unit_tests.helpers import cli_error
+
+    a100 = _write_table(tmp_path / "a100.json", "tensorrt", gpu="a100-sxm4-40gb")
+    err = cli_error(capsys, ["latency-table", "resnet18", "--gpu", "v100", "--merge", a100, "--out",
+                             str(tmp_path / "out.json")])  # fmt: skip
+    assert f"different gpu: the predicted table (--gpu v100-sxm2 --dtype fp16) has 'v100-sxm2', {a100}" in err

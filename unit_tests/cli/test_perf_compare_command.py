@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+from roofline import RooflineError
 from roofline.cli.main import main
 from roofline.perf import results as perf_results
 from roofline.perf.results import COMPARED_FIELDS, Benchmark, PerfResults, load_results, write_results
@@ -106,7 +107,7 @@ def test_gate_flags(capsys, write):
     # Four windows a side: too few at alpha 0.002, enough at 0.05.
     base, now = write("b4.json", perf(1, n=4)), write("n4.json", perf(2, resnet=4680.0, n=4))
     code, out, _ = run(capsys, base, now, "--json")
-    assert code == 0 and {v["verdict"] for v in json.loads(out)} == {"invalid"}
+    assert code == 4 and {v["verdict"] for v in json.loads(out)} == {"invalid"}
     assert run(capsys, base, now, "--alpha", "0.05")[0] == 1
 
 
@@ -114,8 +115,8 @@ def test_gate_flags(capsys, write):
     "flag, value, fragment",
     [("--floor", "0", "fraction in (0, 1)"), ("--floor", "-0.1", "fraction in (0, 1)"),
      ("--floor", "abc", "fraction in (0, 1)"), ("--alpha", "1", "fraction in (0, 1)"),
-     ("--alpha", "nan", "fraction in (0, 1)"), ("--k", "0", "positive number"),
-     ("--k", "-3", "positive number"), ("--k", "inf", "positive number")],
+     ("--alpha", "nan", "fraction in (0, 1)"), ("--k", "0", "number in (0, 100]"),
+     ("--k", "-3", "number in (0, 100]"), ("--k", "inf", "number in (0, 100]")],
 )  # fmt: skip
 def test_bad_gate_flags(capsys, write, flag, value, fragment):
     base = write("base.json", perf(1))
@@ -123,23 +124,86 @@ def test_bad_gate_flags(capsys, write, flag, value, fragment):
     assert flag in err and fragment in err
 
 
-def test_improvement_one_sided_ids_and_invalid_runs_do_not_fail(capsys, write):
+def test_improvement_and_a_new_benchmark_do_not_fail(capsys, write):
     faster = perf(2, resnet=6000.0, extra={"invalid_reason": None}).benchmarks[RESNET]
     new = Benchmark.from_samples("new-bench", windows(9, 3), "img/s")
-    now = PerfResults(ENVIRONMENT, {RESNET: faster, "new-bench": new})
-    code, out, _ = run(capsys, write("base.json", perf(1)), write("now.json", now), "--json")
-    assert code == 0
+    now = PerfResults(ENVIRONMENT, {RESNET: faster, GEMM: perf(2).benchmarks[GEMM], "new-bench": new})
+    code, out, err = run(capsys, write("base.json", perf(1)), write("now.json", now), "--json")
+    assert (code, err) == (0, "")
     by_id = {v["id"]: v for v in json.loads(out)}
     assert by_id[RESNET]["verdict"] == "improvement" and "baseline stale" in by_id[RESNET]["reason"]
-    gone = {"verdict": "not_comparable", "reason": "not in the results", "median": None}
-    assert by_id[GEMM] | gone == by_id[GEMM]
+    assert by_id["new-bench"]["verdict"] == "not_comparable"
     assert by_id["new-bench"]["reason"] == "no baseline for it: run --update-baselines"
 
+
+# --- Incomplete: a baseline benchmark missing or invalid, or nothing compared, exits 4 ------------------
+
+
+def _only(*benchmarks, environment=ENVIRONMENT):
+    return PerfResults(environment, {b.id: b for b in benchmarks})
+
+
+def test_a_baseline_benchmark_missing_from_the_results_exits_4_naming_it(capsys, write):
+    base, now = write("base.json", perf(1)), write("now.json", _only(perf(2).benchmarks[RESNET]))
+    code, out, err = run(capsys, base, now)
+    assert code == 4
+    assert err.splitlines() == [
+        f"incomplete: {GEMM}: missing: in the baseline but not in the results: its measurement was lost or "
+        "not run; run it"
+    ]
+    assert next(line for line in out.splitlines() if line.startswith(GEMM)).split()[2:5] == [
+        "-",
+        "-",
+        "missing",
+    ]
+    code, out, err = run(capsys, base, now, "--json")
+    assert code == 4 and {v["id"]: v["verdict"] for v in json.loads(out)} == {GEMM: "missing", RESNET: "ok"}
+    assert err.startswith(f"incomplete: {GEMM}: missing")
+
+
+def test_an_invalid_verdict_exits_4_naming_it(capsys, write):
     invalid = perf(2, resnet=2000.0, extra={"invalid_reason": "throttled: HW slowdown"})
-    code, out, _ = run(capsys, write("base.json", perf(1)), write("bad.json", invalid), "--json")
-    assert code == 0
+    code, out, err = run(capsys, write("base.json", perf(1)), write("bad.json", invalid), "--json")
+    assert code == 4
     resnet = next(v for v in json.loads(out) if v["id"] == RESNET)
     assert resnet["verdict"] == "invalid" and "throttled: HW slowdown" in resnet["reason"]
+    assert err == f"incomplete: {RESNET}: invalid: invalid run: throttled: HW slowdown\n"
+
+
+def test_nothing_compared_exits_4(capsys, write):
+    renamed = Benchmark.from_samples(
+        "resnet50-b64-torch", windows(9000, 3), "img/s", extra={"backend": "torch"}
+    )
+    code, _, err = run(capsys, write("base.json", perf(1)), write("now.json", _only(renamed)))
+    assert code == 4
+    lines = err.splitlines()
+    assert [line.split(":")[1].strip() for line in lines[:2]] == [GEMM, RESNET]
+    assert lines[-1] == "incomplete: nothing was compared: no benchmark has a valid result in both files"
+    empty = write("empty.json", _only())
+    assert run(capsys, empty, empty)[0] == 4
+
+
+def test_a_regression_wins_over_a_missing_benchmark(capsys, write):
+    slower = perf(2, resnet=4680.0).benchmarks[RESNET]
+    code, out, err = run(capsys, write("base.json", perf(1)), write("now.json", _only(slower)))
+    assert code == 1 and f"incomplete: {GEMM}: missing" in err
+    assert next(line for line in out.splitlines() if line.startswith(RESNET)).split()[4] == "regression"
+
+
+def test_environments_that_differ_still_exit_3_with_missing_benchmarks(capsys, write):
+    other = ENVIRONMENT | {"driver_version": "555.42.02"}
+    now = write("now.json", _only(perf(2).benchmarks[RESNET], environment=other))
+    code, out, err = run(capsys, write("base.json", perf(1)), now)
+    assert (code, out) == (3, "") and err.startswith("not comparable: driver_version")
+
+
+def test_the_help_documents_every_exit_code(capsys):
+    with pytest.raises(SystemExit):
+        main(["perf-compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for code in ("0: no regression", "1: a regression", "2: bad input", "3: the environments differ",
+                 "4: incomplete"):  # fmt: skip
+        assert code in text
 
 
 def test_a_file_against_itself(capsys, write):
@@ -285,7 +349,7 @@ def test_a_write_failing_midway_leaves_the_old_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pathlib.Path, "write_text", half_then_full_disk)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(RooflineError, match="No space left on device"):  # a full disk is a one-line error
         write_results(path, perf(2))
     monkeypatch.undo()
     _assert_untouched(path, before)

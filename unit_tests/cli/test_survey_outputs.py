@@ -55,7 +55,7 @@ def test_write_outputs(tmp_path, survey_with_top1):
 
 def test_write_outputs_without_accuracies_draws_no_accuracy_figure(tmp_path):
     s = survey([zoo.load(m) for m in MODELS[:3]], Target(V100, "fp16"), 64)
-    names = {p.name for p in write_outputs(s, tmp_path)}
+    names = {p.name for p in write_outputs(s, tmp_path / "out")}
     assert {"roofline.png", "pareto.svg", "survey.csv"} <= names
     assert not any(n.startswith("accuracy") for n in names)
 
@@ -63,11 +63,27 @@ def test_write_outputs_without_accuracies_draws_no_accuracy_figure(tmp_path):
 def test_out_dir_must_not_be_a_file(tmp_path, survey_result):
     existing = tmp_path / "a_file"
     existing.write_text("keep me")
-    assert check_out_dir(tmp_path) == tmp_path
+    assert check_out_dir(tmp_path, replace=True) == tmp_path
     assert check_out_dir(tmp_path / "not_yet") == tmp_path / "not_yet"
+    assert check_out_dir(tmp_path / "not" / "yet") == tmp_path / "not" / "yet"
     with pytest.raises(RooflineError, match="exists and is not a directory"):
         check_out_dir(existing)
     with pytest.raises(RooflineError, match="exists and is not a directory"):
-        write_outputs(survey_result, existing)
+        write_outputs(survey_result, existing, replace=True)
     assert existing.read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_existing_out_dir_is_refused_or_replaced_whole(tmp_path, survey_result):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "accuracy.png").write_text("an older run's figure")
+    with pytest.raises(RooflineError, match="already exists; pass --force to replace it whole"):
+        check_out_dir(out)
+    with pytest.raises(RooflineError, match="already exists"):
+        write_outputs(survey_result, out)
+    assert [p.name for p in out.iterdir()] == ["accuracy.png"]
+    written = write_outputs(survey_result, out, replace=True)
+    assert {p.name for p in out.iterdir()} == {p.name for p in written}  # the old figure is gone
+    assert "accuracy.png" not in {p.name for p in written}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

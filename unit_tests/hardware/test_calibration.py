@@ -33,9 +33,60 @@ def test_calibration_overrides_the_achievable_roof(tmp_path):
 @pytest.mark.parametrize(
     "data, match",
     [("{not json", "not valid JSON"), ({"format": "other"}, "not a roofline-calibration"),
-     ({**CAL, "gpu": "a100"}, "measured on a100-sxm4-40gb"), ({**CAL, "dram_bytes_s": -1}, "non-positive"),
-     ({k: v for k, v in CAL.items() if k != "source"}, "malformed")],
+     ({**CAL, "gpu": "a100"}, "gpu says the file was measured on a100-sxm4-40gb, not v100-sxm2; pass a"),
+     ({**CAL, "gpu": "k80"}, "gpu 'k80' is not in the GPU database"),
+     ({**CAL, "gpu": 7}, "gpu must be a non-empty string, got 7"),
+     ({**CAL, "dram_bytes_s": -1}, "dram_bytes_s must be positive, got -1"),
+     ({**CAL, "dram_bytes_s": "fast"}, "dram_bytes_s must be a finite number"),
+     ({**CAL, "peak_flops_s": {"fp16": 0}}, r"peak_flops_s.fp16 must be positive"),
+     ({**CAL, "peak_flops_s": [1.0e14]}, "peak_flops_s must be an object, got a list"),
+     ({**CAL, "peak_flops_s": {"fp64": 1.0e13}}, "peak_flops_s.fp64 is not a dtype: use one of fp32, tf32"),
+     ({**CAL, "peak_flops_s": {"bf16": 1.0e14}}, "peak_flops_s.bf16 has no datasheet figure for"),
+     ({k: v for k, v in CAL.items() if k != "source"}, "source is missing")],
 )  # fmt: skip
 def test_bad_calibration_files(tmp_path, data, match):
-    with pytest.raises(RooflineError, match=match):
-        load_calibration(write(tmp_path, data), get_gpu("v100"))
+    path = write(tmp_path, data)
+    with pytest.raises(RooflineError, match=match) as exc:
+        load_calibration(path, get_gpu("v100"))
+    assert str(path) in str(exc.value) and "\n" not in str(exc.value)
+
+
+# The V100's datasheet: 125 TFLOP/s fp16 (tensor cores), 15.7 TFLOP/s fp32, 900 GB/s.
+@pytest.mark.parametrize(
+    "changes, fragments",
+    [
+        ({"peak_flops_s": {"fp16": 9.0e15}},
+         ["peak_flops_s.fp16 is 9000 TFLOP/s", "7200% of the datasheet's 125 TFLOP/s"]),
+        ({"peak_flops_s": {"fp16": 1.0e14, "fp32": 1.8e13}},
+         ["peak_flops_s.fp32 is 18 TFLOP/s", "115% of the datasheet's 15.7 TFLOP/s"]),
+        ({"dram_bytes_s": 2.0e12}, ["dram_bytes_s is 2000 GB/s", "222% of the datasheet's 900 GB/s"]),
+    ],
+    ids=["fp16-9000-tflops", "fp32-15pct-over", "bandwidth"],
+)  # fmt: skip
+def test_a_rate_above_the_datasheet_is_refused(tmp_path, changes, fragments):
+    path = write(tmp_path, {**CAL, **changes})
+    with pytest.raises(RooflineError) as exc:
+        load_calibration(path, get_gpu("v100"))
+    text = str(exc.value)
+    assert all(f in text for f in fragments), text
+    assert text.startswith(str(path)) and "V100" in text and "\n" not in text
+    assert text.endswith("re-run python -m kernels.calibrate on the GPU")
+
+
+def test_a_rate_a_little_above_the_datasheet_is_accepted(tmp_path):
+    """Up to ABOVE_DATASHEET over (a clock boosting past the datasheet's boost clock), not more."""
+    from roofline.hardware.calibration import ABOVE_DATASHEET
+
+    gpu = get_gpu("v100")
+    edge = {"fp16": 125e12 * (1 + ABOVE_DATASHEET), "fp32": 15.7e12 * 1.05}
+    cal = load_calibration(write(tmp_path, {**CAL, "dram_bytes_s": 9.4e11, "peak_flops_s": edge}), gpu)
+    assert dict(cal.peak_flops_s) == edge and cal.dram_bytes_s == 9.4e11
+    assert achievable_roof(gpu, "fp16", cal).flops_s == edge["fp16"]
+
+
+def test_the_cli_refuses_a_calibration_above_the_datasheet(tmp_path, capsys):
+    from unit_tests.helpers import cli_error
+
+    path = write(tmp_path, {**CAL, "peak_flops_s": {"fp16": 9.0e15}})
+    err = cli_error(capsys, ["analyze", "resnet18", "--batch", "8", "--calibration", str(path)])
+    assert "peak_flops_s.fp16 is 9000 TFLOP/s" in err and "kernels.calibrate" in err

@@ -153,3 +153,120 @@ def test_while_updating_a_drop_is_reported_not_rerun(tmp_path, measured):
     assert s.judge(s.measure(SPECS[BID])).verdict == "regression"
     s.finish()
     assert load_results(tmp_path / "h100-sxm.json").benchmarks[BID].median == pytest.approx(4001, rel=0.02)
+
+
+# --- A selected benchmark without a valid result fails the session; a deselected one does not ---------
+
+
+OTHER = "resnet50-b1-torch"
+
+
+def with_baseline(tmp_path, *ids):
+    write_results(tmp_path / "h100-sxm.json", PerfResults(ENV, {i: entry(i, 5000, 1) for i in ids}))
+
+
+def test_an_invalid_measurement_makes_the_session_incomplete(tmp_path, measured):
+    with_baseline(tmp_path, BID)
+    s = session(tmp_path)
+    measured.append(entry(BID, 5000, 2, invalid="thermal slowdown"))
+    assert s.judge(s.measure(SPECS[BID])).verdict == "invalid"
+    text = s.finish()
+    assert s.incomplete == [f"{BID}: invalid: invalid run: thermal slowdown"]
+    assert f"INCOMPLETE: {BID}: invalid: invalid run: thermal slowdown" in text
+    assert "the session fails" in text and (tmp_path / "results-summary.txt").read_text().strip() == text
+
+
+def test_a_selected_baseline_benchmark_without_a_result_makes_the_session_incomplete(tmp_path, measured):
+    with_baseline(tmp_path, BID, OTHER)
+    s = session(tmp_path)
+    measured.append(entry(BID, 5005, 2))
+    assert s.judge(s.measure(SPECS[BID])).verdict == "ok"
+    # OTHER's test ran (selected) but recorded nothing: its backend vanished, or it failed before measuring.
+    text = s.finish(selected={BID, OTHER})
+    assert [line.split(": ")[:2] for line in s.incomplete] == [[OTHER, "missing"]]
+    assert "h100-sxm.json" in s.incomplete[0] and "no result was recorded" in s.incomplete[0]
+    row = next(line for line in text.splitlines() if line.startswith(OTHER)).split()
+    assert row[2:5] == ["-", "-", "missing"]
+    assert load_results(tmp_path / "results.json").benchmarks.keys() == {BID}
+
+
+def test_nothing_measured_but_selected_is_incomplete_too(tmp_path):
+    with_baseline(tmp_path, BID)
+    s = session(tmp_path)
+    text = s.finish(selected={BID})
+    assert [line.split(": ")[:2] for line in s.incomplete] == [[BID, "missing"]] and "INCOMPLETE" in text
+    assert session(tmp_path).finish() == "no benchmarks ran"
+
+
+def test_deselected_baseline_benchmarks_and_missing_baselines_do_not_fail(tmp_path, measured):
+    with_baseline(tmp_path, BID, OTHER)
+    s = session(tmp_path)  # OTHER deselected (-k, --backend): never selected, never measured
+    measured.append(entry(BID, 5005, 2))
+    s.judge(s.measure(SPECS[BID]))
+    assert "INCOMPLETE" not in s.finish(selected={BID}) and s.incomplete == []
+    # No baseline entry, or another environment: not comparable, which is its own state, not a failure.
+    (tmp_path / "h100-sxm.json").unlink()
+    s = session(tmp_path)
+    measured.append(entry(BID, 5005, 2, invalid="unstable"))
+    assert s.judge(s.measure(SPECS[BID])).verdict == "not_comparable"
+    s.finish()
+    assert s.incomplete == []
+    with_baseline(tmp_path, BID)
+    s = session(tmp_path, env={**ENV, "driver_version": "999.1"})
+    measured.append(entry(BID, 5005, 2))
+    s.judge(s.measure(SPECS[BID]))
+    s.finish(selected={BID, OTHER})
+    assert s.incomplete == []
+
+
+def test_an_update_session_reports_refusals_and_does_not_fail(tmp_path, measured):
+    with_baseline(tmp_path, BID, OTHER)
+    s = session(tmp_path, update=True)
+    measured += [entry(BID, 5000, 1, invalid="thermal slowdown"), entry(BID, 5000, 2)]
+    s.judge(s.measure(SPECS[BID]))
+    text = s.finish(selected={BID, OTHER})
+    assert s.incomplete == [] and f"baseline NOT updated for {BID}" in text
+
+
+def test_xdist_workers_without_results_still_report_to_the_controller(tmp_path, measured):
+    with_baseline(tmp_path, BID, OTHER)
+    worker = suite.Session(
+        environment=dict(ENV), baseline_path=tmp_path / "h100-sxm.json",
+        results_path=tmp_path / "results.json.gw0", options=RunOptions(), manifest=tmp_path / "m.toml",
+    )  # fmt: skip
+    assert worker.finish(worker=True) == ""  # its only benchmark skipped: nothing measured
+    controller = session(tmp_path)
+    controller.absorb(worker.results_path)
+    controller.finish(selected={OTHER})
+    assert [line.split(": ")[:2] for line in controller.incomplete] == [[OTHER, "missing"]]
+
+
+def test_pytest_session_exits_1_when_the_perf_session_is_incomplete(tmp_path, measured):
+    import types
+
+    import conftest
+
+    with_baseline(tmp_path, BID, OTHER)
+    selection = conftest._Selection()
+    # What the perf fixture records on each selected test; xdist delivers the pairs as lists.
+    selection.pytest_runtest_logreport(types.SimpleNamespace(user_properties=[("perf_benchmark", BID)]))
+    selection.pytest_runtest_logreport(types.SimpleNamespace(user_properties=[["perf_benchmark", OTHER]]))
+    selection.pytest_runtest_logreport(types.SimpleNamespace(user_properties=[("other", "x")]))
+    assert selection.ids == {BID, OTHER}
+
+    def finish(s):
+        config = types.SimpleNamespace(stash={conftest.SESSION: s, conftest.SELECTED: selection})
+        pytest_session = types.SimpleNamespace(config=config, exitstatus=pytest.ExitCode.OK)
+        conftest.pytest_sessionfinish(pytest_session, pytest.ExitCode.OK)
+        return pytest_session.exitstatus, config.stash[conftest.SUMMARY]
+
+    s = session(tmp_path)
+    measured += [entry(BID, 5005, 2), entry(OTHER, 5005, 3)]
+    s.judge(s.measure(SPECS[BID]))
+    s.judge(s.measure(SPECS[OTHER]))
+    assert finish(s)[0] == pytest.ExitCode.OK
+    s = session(tmp_path)
+    measured.append(entry(BID, 5005, 2))
+    s.judge(s.measure(SPECS[BID]))
+    code, summary = finish(s)
+    assert code == pytest.ExitCode.TESTS_FAILED and f"INCOMPLETE: {OTHER}: missing" in summary

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scipy.stats import mannwhitneyu
 
 from roofline import RooflineError
+from roofline.perf import gate
 from roofline.perf.gate import Rule, Verdict, agree, compare_files, confirm, exit_code, judge, summary_table
 from roofline.perf.results import Benchmark, PerfResults, relative_spread
 
@@ -218,10 +219,52 @@ def test_compare_files_covers_ids_on_either_side():
     new, kept, gone = verdicts
     assert (new.verdict, new.baseline_median, new.median) == ("not_comparable", None, pytest.approx(10))
     assert new.reason == "no baseline for it: run --update-baselines"
-    assert (gone.verdict, gone.median, gone.reason) == ("not_comparable", None, "not in the results")
+    assert (gone.verdict, gone.median) == ("missing", None)
+    assert gone.reason.startswith("in the baseline but not in the results")
     assert kept.verdict == "regression"
-    assert exit_code(verdicts) == 1
-    assert exit_code([new, gone]) == 0
+    assert exit_code(verdicts) == 1  # a regression is the stronger signal: 1 wins over 4
+    assert exit_code([new, gone]) == 4
+
+
+def _kind(kind, id="b", baseline=1000.0):
+    return Verdict(id, baseline, 990.0, -0.01, kind, f"because {id}")
+
+
+@pytest.mark.parametrize(
+    "kinds, code",
+    [
+        (["ok", "improvement"], 0),
+        (["ok", "regression"], 1),
+        (["ok", "invalid"], 4),
+        (["ok", "missing"], 4),
+        (["ok", "not_comparable"], 4),  # a baseline benchmark that could not be compared (unit changed)
+        (["regression", "invalid", "missing"], 1),
+        (["invalid"], 4),
+        ([], 4),  # nothing compared
+    ],
+)
+def test_exit_code_precedence(kinds, code):
+    verdicts = [_kind(kind, f"b{i}") for i, kind in enumerate(kinds)]
+    assert exit_code(verdicts) == code
+    assert (gate.EXIT_OK, gate.EXIT_REGRESSION, gate.EXIT_BAD_INPUT, gate.EXIT_NOT_COMPARABLE,
+            gate.EXIT_INCOMPLETE) == (0, 1, 2, 3, 4)  # fmt: skip
+
+
+def test_incomplete_names_each_baseline_benchmark_without_a_verdict():
+    new = Verdict("a-new", None, 10.0, None, "not_comparable", "no baseline for it: run --update-baselines")
+    verdicts = [new, _kind("ok", "b-ok"), _kind("invalid", "c-bad"), _kind("missing", "d-gone")]
+    assert gate.incomplete(verdicts) == ["c-bad: invalid: because c-bad", "d-gone: missing: because d-gone"]
+    # A benchmark only the results have is new, not lost: it is reported, and fails nothing.
+    assert gate.incomplete([new, _kind("ok")]) == [] and exit_code([new, _kind("ok")]) == 0
+    assert gate.incomplete([new]) == ["nothing was compared: no benchmark has a valid result in both files"]
+    assert gate.incomplete([new], require_a_comparison=False) == []
+
+
+def test_disjoint_files_compare_nothing():
+    verdicts = compare_files(results(bench(windows(1000, 0.01), id="old")),
+                             results(bench(windows(1000, 0.01), id="new")))  # fmt: skip
+    assert [v.verdict for v in verdicts] == ["not_comparable", "missing"]
+    assert gate.incomplete(verdicts)[-1].startswith("nothing was compared") and exit_code(verdicts) == 4
 
 
 def test_summary_table():
@@ -232,7 +275,7 @@ def test_summary_table():
     lines = summary_table(verdicts).splitlines()
     assert lines[0].split() == ["benchmark", "baseline", "now", "change", "verdict", "reason"]
     gone, kept = lines[2].split(), lines[3].split()
-    assert gone[:5] == ["gone", "50", "-", "-", "not_comparable"]
+    assert gone[:5] == ["gone", "50", "-", "-", "missing"]
     assert kept[:5] == ["resnet50-b32-torch", "1000", "900", "-10.0%", "regression"]
 
 
@@ -271,7 +314,7 @@ def test_identical_files_never_regress(sample_lists):
     verdicts = compare_files(same, same)
     assert {v.verdict for v in verdicts} <= {"ok", "invalid"}
     assert all(v.change == 0 for v in verdicts)
-    assert exit_code(verdicts) == 0
+    assert exit_code(verdicts) == (4 if any(v.verdict == "invalid" for v in verdicts) else 0)
 
 
 @settings(max_examples=60, deadline=None)

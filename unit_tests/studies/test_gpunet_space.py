@@ -292,7 +292,7 @@ def test_fixed_edge_tiers_in_ms(sampled):
     assert len(summary) == 4 and sum(t.count for t in summary) == len(lat)
     assert g.latency_tiers(np.array([1e-3]), edges_ms=(5.0, 6.0)).tolist() == [0]
     empty = g.tier_summary(np.array([1e-3]), np.array([1.0]), np.array([0]), n_tiers=2)[1]
-    assert empty.count == 0 and empty.best_index == -1 and np.isnan(empty.min_latency_s)
+    assert empty.count == 0 and empty.best_index == -1 and empty.min_latency_s is None  # null, never NaN
 
 
 def test_tier_arguments_are_checked(sampled):

@@ -135,6 +135,58 @@ def test_load_accuracies_errors(tmp_path, text, fragment):
     assert str(path) in str(exc.value) and fragment in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", b"model,top1\nresnet50,80\n\xff\xfe\n",
+     b"model,top1\nresnet50,8\x000\n"],
+    ids=["png", "latin-1", "nul"],
+)  # fmt: skip
+def test_a_binary_accuracy_file_is_a_one_line_error(tmp_path, data):
+    path = tmp_path / "top1.csv"
+    path.write_bytes(data)
+    with pytest.raises(RooflineError) as exc:
+        load_accuracies(path)
+    text = str(exc.value)
+    assert text.startswith(f"accuracy file {path} is not a UTF-8 CSV text file") and "\n" not in text
+    assert text.endswith("save it as CSV (UTF-8) with columns model,top1")
+
+
+def test_duplicate_models_name_both_lines(tmp_path):
+    path = tmp_path / "top1.csv"
+    path.write_text("model,top1\nresnet50,80.4\nvgg16,71.6\n resnet50 ,79.0\n")
+    with pytest.raises(RooflineError) as exc:
+        load_accuracies(path)
+    assert str(exc.value) == (f"{path}:4: model resnet50 is already on line 2; keep one top1 per model")
+
+
+def test_names_are_stripped_and_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "top1.csv"
+    path.write_bytes("\ufeffmodel,top1\n resnet50 , 80.4\n".encode())
+    assert load_accuracies(path) == {"resnet50": 80.4}
+
+
+def test_accuracies_of_models_not_in_the_survey_are_reported():
+    accuracies = {"resnet18": 69.76, "vit_base": 81.1, "convnext_tiny": 82.1}
+    s = survey([zoo.load("resnet18")], Target(V100, "fp16"), 8, accuracies=accuracies)
+    assert s.entries[0].top1 == 69.76
+    assert s.unmatched_accuracies == ("convnext_tiny", "vit_base")
+    assert survey([zoo.load("resnet18")], Target(V100, "fp16"), 8).unmatched_accuracies == ()
+
+
+def test_the_cli_warns_in_one_line_about_unmatched_accuracies(tmp_path, capsys):
+    from roofline.cli.main import main
+
+    path = tmp_path / "top1.csv"
+    path.write_text("model,top1\nresnet18,69.76\nvit_base,81.1\nconvnext_tiny,82.1\n")
+    assert main(["survey", "resnet18", "--batch", "8", "--accuracy", str(path), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["models"][0]["top1"] == 69.76
+    assert err == (
+        f"roofline: warning: {path} has models this survey does not, their accuracies are unused: "
+        "convnext_tiny, vit_base\n"
+    )
+
+
 def test_batch_max_with_folding_uses_a_multiple_of_the_factor():
     s = survey(
         [zoo.load("efficientnet_b0"), zoo.load("resnet50")], Target(V100, "fp16"), "max", fold_factor=4

@@ -40,7 +40,7 @@ def zoo_names() -> list[str]:
 @cache
 def _load(name: str) -> Network:
     text = resources.files(__name__).joinpath(f"{name}.json").read_text()
-    return Network.from_dict(json.loads(text))
+    return Network.from_dict(json.loads(text), source=f"zoo file {name}.json")
 
 
 def load(name: str) -> Network:

@@ -537,18 +537,18 @@ def latency_tiers(latency_s, edges_ms: Sequence[float] | None = None, n_tiers: i
 
 @dataclass(frozen=True)
 class Tier:
-    """One latency tier's samples: count, latency range, and its most-FLOPs sample (-1 if empty)."""
+    """One latency tier's samples: count, latency range, and its most-FLOPs sample (None and -1 if empty)."""
 
     tier: int
     count: int
-    min_latency_s: float
-    max_latency_s: float
-    max_flops_per_image: float  # the "best" sample of a tier: most compute within its latency budget
+    min_latency_s: float | None
+    max_latency_s: float | None
+    max_flops_per_image: float | None  # the "best" sample of a tier: most compute within its latency budget
     best_index: int
 
 
 def tier_summary(latency_s, flops_per_image, tiers, n_tiers: int | None = None) -> tuple[Tier, ...]:
-    """One ``Tier`` per tier index 0 .. n_tiers - 1 (default: max index + 1), empty tiers included (NaN)."""
+    """One ``Tier`` per tier index 0 .. n_tiers - 1 (default: max index + 1), empty tiers included."""
     lat, flops, tiers = (np.asarray(a) for a in (latency_s, flops_per_image, tiers))
     if not lat.shape == flops.shape == tiers.shape or lat.ndim != 1:
         raise RooflineError("latency_s, flops_per_image and tiers must be 1-d arrays of one length")
@@ -557,7 +557,7 @@ def tier_summary(latency_s, flops_per_image, tiers, n_tiers: int | None = None) 
     for t in range(count):
         idx = np.flatnonzero(tiers == t)
         if len(idx) == 0:
-            out.append(Tier(t, 0, float("nan"), float("nan"), float("nan"), -1))
+            out.append(Tier(t, 0, None, None, None, -1))
             continue
         best = int(idx[np.argmax(flops[idx])])
         lo, hi = float(lat[idx].min()), float(lat[idx].max())
