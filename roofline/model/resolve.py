@@ -13,7 +13,8 @@ from pathlib import Path
 
 from roofline.errors import RooflineError
 from roofline.model import zoo
-from roofline.model.ir import IR_FIX, Network
+from roofline.model.ir import Network
+from roofline.model.ir_file import IR_FIX, read_network
 
 
 def _torch_frontend():
@@ -52,7 +53,7 @@ def load_ir_file(path: Path) -> Network:
     except (ValueError, RecursionError) as exc:  # a number past the int digit limit, nesting too deep
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RooflineError(f"{path}: not valid JSON ({reason}); {IR_FIX}") from None
-    return Network.from_dict(data, source=str(path))
+    return read_network(data, source=str(path))
 
 
 def check_timeable(network: Network) -> Network:

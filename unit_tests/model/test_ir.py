@@ -3,6 +3,7 @@
 import pytest
 
 from roofline.model import ir
+from roofline.model.ir_file import read_layer
 from unit_tests.helpers import conv
 
 pytestmark = pytest.mark.analytic
@@ -77,7 +78,7 @@ def test_with_batch_scales_activations_only():
 
 def test_layer_round_trips_through_dict():
     layer = conv("c", "x", (1, 16, 8, 8), 32, 3, groups=4, bias=True)
-    assert ir.layer_from_dict(layer.to_dict()) == layer
+    assert read_layer(layer.to_dict()) == layer
 
 
 def test_network_saved_at_a_larger_batch_scales_back_to_one():

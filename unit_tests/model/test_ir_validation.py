@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from roofline import RooflineError
 from roofline.model import ir
 from roofline.model.ir import Network
+from roofline.model.ir_file import read_network
 from unit_tests.helpers import bn, cli_error, conv, ew
 
 pytestmark = pytest.mark.analytic
@@ -142,7 +143,7 @@ MALFORMED = [
 
 
 def test_the_base_document_is_valid():
-    assert Network.from_dict(valid_doc()) == small_network()
+    assert read_network(valid_doc()) == small_network()
 
 
 @pytest.mark.parametrize("mutate, field", [m[1:] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
@@ -164,7 +165,7 @@ def test_a_file_that_is_not_json_names_the_file(tmp_path, capsys):
 
 def test_saved_at_a_larger_batch_loads():
     doc = json.loads(json.dumps(small_network().with_batch(4).to_dict()))
-    assert Network.from_dict(doc).with_batch(1) == small_network()
+    assert read_network(doc).with_batch(1) == small_network()
 
 
 # -- networks the analysis cannot use ---------------------------------------------------------
@@ -190,7 +191,7 @@ def test_a_network_without_flops_is_refused_where_it_is_resolved():
     from roofline.model.resolve import check_timeable
 
     with pytest.raises(RooflineError, match="no layer the roofline can time"):
-        check_timeable(Network.from_dict(_memory_only_doc()))
+        check_timeable(read_network(_memory_only_doc()))
     check_timeable(small_network())
 
 
@@ -306,7 +307,7 @@ def mutated_documents(draw):
 @given(doc=mutated_documents())
 def test_random_mutations_load_or_raise_one_line_errors(doc):
     try:
-        net = Network.from_dict(doc, source="mutated.json")
+        net = read_network(doc, source="mutated.json")
     except RooflineError as exc:
         text = str(exc)
         assert text.startswith("mutated.json: ") and "\n" not in text

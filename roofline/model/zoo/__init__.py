@@ -14,6 +14,7 @@ from importlib import resources
 
 from roofline.errors import RooflineError
 from roofline.model.ir import Network
+from roofline.model.ir_file import read_network
 
 #: zoo name -> where ``build`` traces it from.
 ZOO_SOURCES: dict[str, str] = {
@@ -40,7 +41,7 @@ def zoo_names() -> list[str]:
 @cache
 def _load(name: str) -> Network:
     text = resources.files(__name__).joinpath(f"{name}.json").read_text()
-    return Network.from_dict(json.loads(text), source=f"zoo file {name}.json")
+    return read_network(json.loads(text), source=f"zoo file {name}.json")
 
 
 def load(name: str) -> Network:
