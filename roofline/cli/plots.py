@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,11 +51,13 @@ def figure(draw: Callable[[Any], None]) -> Any:
     return fig
 
 
-def _save(path: Path, draw: Callable[[Any], None]) -> None:
+def _save(paths: Sequence[Path], draw: Callable[[Any], None]) -> None:
+    """Draw once (label placement is most of the cost) and save to each path in its format."""
     fig = figure(draw)
     try:
-        with replacing(path) as tmp:
-            fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=DPI)
+        for path in paths:
+            with replacing(path) as tmp:
+                fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=DPI)
     finally:
         _pyplot().close(fig)
 
@@ -87,7 +89,7 @@ def staircase_plot(stairs: Staircase, path: str | Path) -> None:
             fontsize="medium",
         )
 
-    _save(path, draw)
+    _save([path], draw)
 
 
 LABEL_STYLE = {"fontsize": 6, "color": "0.25"}
@@ -268,7 +270,7 @@ def _name_points(ax: Any, x: Any, y: Any, names: list[str]) -> None:
 
 def roofline_chart(survey: Survey, path: str | Path) -> None:
     """Every model at (aggregate AI, predicted FLOP/s) under the GPU's roofs and ridge point."""
-    _save(check_path(path), _roofline_chart_drawing(survey))
+    _save([check_path(path)], _roofline_chart_drawing(survey))
 
 
 def _roofline_chart_drawing(survey: Survey) -> Callable[[Any], None]:
@@ -332,7 +334,7 @@ def _frontier_line(ax: Any, x: np.ndarray, y: np.ndarray, idx: list[int], **styl
 
 def pareto_plot(survey: Survey, path: str | Path) -> None:
     """Throughput against utilization, the frontier, and folding's arrows (the study's figure 2b)."""
-    _save(check_path(path), _pareto_plot_drawing(survey))
+    _save([check_path(path)], _pareto_plot_drawing(survey))
 
 
 def _pareto_plot_drawing(survey: Survey) -> Callable[[Any], None]:
@@ -380,7 +382,7 @@ def _pareto_plot_drawing(survey: Survey) -> Callable[[Any], None]:
 
 def accuracy_plot(survey: Survey, path: str | Path) -> None:
     """Top-1 against throughput and against utilization, each with its frontier."""
-    _save(check_path(path), _accuracy_plot_drawing(survey))
+    _save([check_path(path)], _accuracy_plot_drawing(survey))
 
 
 def _accuracy_plot_drawing(survey: Survey) -> Callable[[Any], None]:
@@ -425,10 +427,11 @@ def survey_drawings(survey: Survey) -> dict[str, Callable[[Any], None]]:
     return drawings
 
 
-def _save_checked(draw: Callable[[Any], None], path: str | Path) -> None:
-    _save(check_path(path), draw)
+def _save_checked(draw: Callable[[Any], None], paths: Sequence[str | Path]) -> None:
+    _save([check_path(p) for p in paths], draw)
 
 
-def survey_figures(survey: Survey) -> dict[str, Callable[[Path], None]]:
-    """File stem -> function writing that figure to a path, for every figure the survey has data for."""
+def survey_figures(survey: Survey) -> dict[str, Callable[[Sequence[Path]], None]]:
+    """File stem -> function writing that figure to paths (one per format), for every figure the survey
+    has data for."""
     return {stem: partial(_save_checked, draw) for stem, draw in survey_drawings(survey).items()}

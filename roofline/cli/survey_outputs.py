@@ -98,10 +98,10 @@ def write_outputs(s: Survey, out_dir: str | Path, *, replace: bool = False) -> l
     out = check_out_dir(out_dir, replace=replace)
     names = []
     with files.replacing_dir(out, replace=replace) as stage:
-        for stem, draw in plots.survey_figures(s).items():
-            for suffix in plots.FORMATS:
-                draw(stage / f"{stem}{suffix}")
-                names.append(f"{stem}{suffix}")
+        for stem, write in plots.survey_figures(s).items():
+            stem_names = [f"{stem}{suffix}" for suffix in plots.FORMATS]
+            write([stage / name for name in stem_names])
+            names += stem_names
         files.write_text(stage / "survey.csv", s.csv_text())
         files.write_text(stage / "survey.json", json.dumps(s.to_dict(), indent=1) + "\n")
         files.write_text(stage / "summary.md", markdown(s, names))
