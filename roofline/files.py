@@ -10,7 +10,6 @@ fix, when a target cannot be written; an ``OSError`` while writing becomes such 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import json
 import os
@@ -143,6 +142,8 @@ _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 
 def _rename2(src: Path, dst: Path, flags: int) -> bool:
     """Linux renameat2: True if done, False where the kernel, libc or file system lacks it."""
+    import ctypes  # here: only a directory swap needs it, and it costs every CLI start a few ms
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         call = libc.renameat2

@@ -32,32 +32,26 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tqdm import tqdm
 
+# Only what parsing needs is imported here; each command imports its own analysis, so starting the
+# CLI costs what the chosen command uses (and `roofline gpus` does not load the survey or the plots).
 from roofline import __version__, files
-from roofline.analysis import latency_table
-from roofline.analysis.batch import batch_sweep, resolve_batch
-from roofline.analysis.fold import fold, fold_batch, largest_foldable
-from roofline.analysis.predict import FusedNetwork, evaluate
-from roofline.analysis.staircase import staircase
 from roofline.analysis.target import PEAK_KINDS, Target
-from roofline.analysis.widths import MODES, adjust_widths
-from roofline.cli import options, plots, report
-from roofline.cli.survey_outputs import check_out_dir, write_outputs
+from roofline.cli import options, report
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
-from roofline.hardware.calibration import load_calibration
-from roofline.hardware.gpus import all_gpus, get_gpu
-from roofline.model import zoo
-from roofline.model.ir import Network
-from roofline.model.resolve import resolve
 from roofline.perf import gate
-from roofline.perf.results import incomparable, load_results
-from roofline.studies.survey import load_accuracies, survey
+
+if TYPE_CHECKING:
+    from roofline.analysis.latency_table import LatencyTable
+    from roofline.model.ir import Network
 
 DEFAULT_BATCH = 256
+#: roofline.analysis.widths.MODES, spelled out so that parsing does not import the width search.
+WIDTH_MODES = ("latency", "accuracy")
 #: More models than this get a progress bar (when stderr is a terminal).
 PROGRESS_OVER = 3
 
@@ -162,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt = sub.add_parser("optimize-widths", help="move layer widths to wave-step edges (tail-effect study)")
     opt.add_argument("model", metavar="MODEL", help="as for analyze")
     _add_target(opt, 1)
-    opt.add_argument("--mode", choices=MODES, default="latency", help="cut latency, or add free parameters")
+    opt.add_argument(
+        "--mode", choices=WIDTH_MODES, default="latency", help="cut latency, or add free parameters"
+    )
     opt.add_argument(
         "--tau", type=options.number(0, 1, example="0.01"), default=0.01,
         help="bound on the total parameter gain, as a fraction of the parameters (default 0.01)",
@@ -305,6 +301,8 @@ def _print_json(value: object) -> None:
 
 def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
     """Resolve each spec in turn, once each, with a progress bar on stderr when there are more than a few."""
+    from roofline.model.resolve import resolve
+
     specs = _unique(specs)
     bar = tqdm(
         specs, desc="models", unit="model", file=sys.stderr, disable=len(specs) <= PROGRESS_OVER or None
@@ -332,6 +330,9 @@ TARGET_OPTIONS = ("peak", "waves", "tile", "blocks_per_sm")
 
 def target_from_args(args: argparse.Namespace) -> Target:
     """The one place the CLI builds a Target, before any model is traced, so bad options fail first."""
+    from roofline.hardware.calibration import load_calibration
+    from roofline.hardware.gpus import get_gpu
+
     gpu = get_gpu(args.gpu)
     options = {name: getattr(args, name) for name in TARGET_OPTIONS if hasattr(args, name)}
     target = Target(gpu, args.dtype, **options)
@@ -341,6 +342,12 @@ def target_from_args(args: argparse.Namespace) -> Target:
 
 
 def _staircase(args: argparse.Namespace) -> None:
+    from roofline.analysis.batch import resolve_batch
+    from roofline.analysis.predict import FusedNetwork
+    from roofline.analysis.staircase import staircase
+    from roofline.cli import plots
+    from roofline.model.resolve import resolve
+
     target = target_from_args(args)
     if args.plot:
         plots.check_path(args.plot)
@@ -367,6 +374,12 @@ def _staircase(args: argparse.Namespace) -> None:
 
 
 def _optimize_widths(args: argparse.Namespace) -> None:
+    from roofline.analysis.batch import resolve_batch
+    from roofline.analysis.predict import FusedNetwork
+    from roofline.analysis.widths import adjust_widths
+    from roofline.model import zoo
+    from roofline.model.resolve import resolve
+
     target = target_from_args(args)
     if args.out:
         files.check_parent(args.out)
@@ -386,6 +399,11 @@ def _optimize_widths(args: argparse.Namespace) -> None:
 
 
 def _latency_table(args: argparse.Namespace) -> None:
+    from roofline.analysis import latency_table
+    from roofline.analysis.batch import resolve_batch
+    from roofline.analysis.predict import FusedNetwork, evaluate
+    from roofline.model.resolve import resolve
+
     target = target_from_args(args)
     files.check_parent(args.out)
     merged = [latency_table.load(path) for path in args.merge]
@@ -412,6 +430,11 @@ def _latency_table(args: argparse.Namespace) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> None:
+    from roofline.analysis import latency_table
+    from roofline.analysis.batch import resolve_batch
+    from roofline.analysis.predict import FusedNetwork, evaluate
+    from roofline.model import zoo
+
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
     if not specs:
         raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
@@ -447,6 +470,10 @@ def _analyze(args: argparse.Namespace) -> None:
 
 
 def _batch_sweep(args: argparse.Namespace) -> None:
+    from roofline.analysis.batch import batch_sweep
+    from roofline.analysis.predict import FusedNetwork
+    from roofline.model.resolve import resolve
+
     target = target_from_args(args)
     result = batch_sweep(FusedNetwork.of(resolve(args.model, args.resolution)), target)
     if args.json:
@@ -456,6 +483,12 @@ def _batch_sweep(args: argparse.Namespace) -> None:
 
 
 def _fold(args: argparse.Namespace) -> None:
+    from roofline.analysis.batch import resolve_batch
+    from roofline.analysis.fold import fold, fold_batch, largest_foldable
+    from roofline.analysis.predict import FusedNetwork, evaluate
+    from roofline.model import zoo
+    from roofline.model.resolve import resolve
+
     target = target_from_args(args)
     if args.out:
         files.check_parent(args.out)
@@ -478,6 +511,10 @@ def _fold(args: argparse.Namespace) -> None:
 
 
 def _survey(args: argparse.Namespace) -> None:
+    from roofline.cli import survey_outputs  # the figures: only with --out
+    from roofline.model import zoo
+    from roofline.studies.survey import load_accuracies, survey
+
     target = target_from_args(args)
     if args.tile is not None or args.blocks_per_sm is not None:
         raise RooflineError("survey uses the tile heuristic for every model; drop --tile/--blocks-per-sm")
@@ -485,7 +522,7 @@ def _survey(args: argparse.Namespace) -> None:
     if args.force and not args.out:
         raise RooflineError("--force replaces an --out directory; drop it or add --out DIR")
     if args.out:
-        check_out_dir(args.out, replace=args.force)
+        survey_outputs.check_out_dir(args.out, replace=args.force)
     specs = args.models or zoo.zoo_names()
     result = survey(
         _networks(specs, args.resolution), target, args.batch, fold_factor=args.fold, accuracies=accuracies
@@ -494,7 +531,7 @@ def _survey(args: argparse.Namespace) -> None:
         unused = ", ".join(result.unmatched_accuracies)
         print(f"roofline: warning: {args.accuracy} has models this survey does not, their accuracies are "
               f"unused: {unused}", file=sys.stderr)  # fmt: skip
-    written = write_outputs(result, args.out, replace=args.force) if args.out else []
+    written = survey_outputs.write_outputs(result, args.out, replace=args.force) if args.out else []
     if args.json:
         _print_json(result.to_dict())
         return
@@ -503,7 +540,9 @@ def _survey(args: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
-def _space_target(args: argparse.Namespace) -> tuple[Target, latency_table.LatencyTable | None]:
+def _space_target(args: argparse.Namespace) -> tuple[Target, LatencyTable | None]:
+    from roofline.analysis import latency_table
+
     target = target_from_args(args)
     return target, latency_table.load(args.latency_table) if args.latency_table else None
 
@@ -552,6 +591,8 @@ def _gpunet(args: argparse.Namespace) -> None:
 
 
 def _perf_compare(args: argparse.Namespace) -> int:
+    from roofline.perf.results import incomparable, load_results
+
     rule = gate.Rule(floor=args.floor, k=args.k, alpha=args.alpha)
     baseline = load_results(args.baseline, "baseline")
     results = load_results(args.results, "results file")
@@ -581,6 +622,8 @@ def _perf_compare(args: argparse.Namespace) -> int:
 
 
 def _gpus(args: argparse.Namespace) -> None:
+    from roofline.hardware.gpus import all_gpus
+
     gpus = all_gpus()
     if args.json:
         out = [
@@ -600,6 +643,8 @@ def _gpus(args: argparse.Namespace) -> None:
 
 
 def _zoo(args: argparse.Namespace) -> None:
+    from roofline.model import zoo
+
     networks = [zoo.load(name) for name in zoo.zoo_names()]
     if args.json:
         out = [

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tabulate import tabulate
 
-from roofline.analysis.batch import BatchSweep
-from roofline.analysis.fold import Folded
-from roofline.analysis.predict import Estimate
-from roofline.analysis.staircase import Staircase
-from roofline.analysis.widths import Adjustment
-from roofline.hardware.gpus import GPU
-from roofline.model.ir import Network
-from roofline.studies.survey import Survey
+if TYPE_CHECKING:  # annotations only: every command imports just the analysis it runs
+    from roofline.analysis.batch import BatchSweep
+    from roofline.analysis.fold import Folded
+    from roofline.analysis.predict import Estimate
+    from roofline.analysis.staircase import Staircase
+    from roofline.analysis.widths import Adjustment
+    from roofline.hardware.gpus import GPU
+    from roofline.model.ir import Network
+    from roofline.studies.survey import Survey
 
 
 def layer_table(estimate: Estimate) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from roofline import files
-from roofline.cli import plots
 from roofline.errors import RooflineError
 from roofline.studies.survey import FOLD_FLOPS_TOLERANCE, Survey
 
@@ -95,6 +94,8 @@ def write_outputs(s: Survey, out_dir: str | Path, *, replace: bool = False) -> l
     into place (``roofline.files.replacing_dir``): a failed or interrupted run leaves ``out_dir`` as
     it was, and a replaced directory holds this run's files only.
     """
+    from roofline.cli import plots  # drawing code: loaded only when a survey writes figures
+
     out = check_out_dir(out_dir, replace=replace)
     names = []
     with files.replacing_dir(out, replace=replace) as stage:

@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from roofline import FusedNetwork, Network, RooflineError, evaluate, get_gpu
+from roofline import FusedNetwork, RooflineError, evaluate, get_gpu
 from roofline.analysis.fold import WIDTH_MULTIPLE, fold, fold_batch
 from roofline.analysis.target import Target
 from roofline.model import ir, zoo
 from roofline.model.channels import channel_groups
+from roofline.model.ir_file import read_network
 
 pytestmark = pytest.mark.analytic
 
@@ -102,7 +103,7 @@ def test_folded_network_shape(name, factor):
 
 def test_images_per_sample_survives_the_ir_round_trip():
     folded = fold(zoo.load("resnet50"), 4).network
-    back = Network.from_dict(json.loads(zoo.dumps(folded)))
+    back = read_network(json.loads(zoo.dumps(folded)))
     assert back.images_per_sample == 4
     assert back == folded
     a = evaluate(folded, Target(V100, "fp16"), 64)

@@ -11,7 +11,7 @@ from roofline import all_gpus, fuse
 from roofline.analysis.predict import FusedNetwork, evaluate
 from roofline.analysis.target import Target
 from roofline.model import ir, zoo
-from roofline.model.ir import Network
+from roofline.model.ir_file import read_network
 from unit_tests.helpers import bn, conv, ew, network
 
 pytestmark = pytest.mark.analytic
@@ -92,11 +92,11 @@ def test_fusion_never_increases_bytes_and_keeps_flops(net, dtype_bytes):
 @settings(max_examples=100, deadline=None)
 @given(net=random_graphs())
 def test_ir_round_trips_through_the_zoo_format(net):
-    assert Network.from_dict(json.loads(zoo.dumps(net))) == net
+    assert read_network(json.loads(zoo.dumps(net))) == net
 
 
 @pytest.mark.parametrize("name", zoo.zoo_names())
 def test_committed_zoo_files_round_trip(name):
     net = zoo.load(name)
-    assert Network.from_dict(json.loads(zoo.dumps(net))) == net
+    assert read_network(json.loads(zoo.dumps(net))) == net
     assert net.batch == 1 and net.flops() > 0 and not net.unsupported_ops

@@ -78,3 +78,10 @@ def test_empty_gpunet_tiers_are_null_not_nan(capsys):
     }  # fmt: skip
     assert main(["gpunet", "--samples", "40", "--tier-edges-ms", "0.001,0.002,1000"]) == 0
     assert "nan" not in capsys.readouterr().out
+
+
+def test_the_parser_offers_the_width_modes_adjust_widths_takes():
+    from roofline.analysis.widths import MODES
+    from roofline.cli.main import WIDTH_MODES
+
+    assert WIDTH_MODES == MODES
