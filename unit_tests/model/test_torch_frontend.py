@@ -104,3 +104,14 @@ def test_weight_times_activation_matmul_is_a_linear():
     (layer,) = pytorch.trace_module(LeftMul(), (16, 8), name="left").layers
     assert layer.op == "linear" and layer.params() == 32 * 16
     assert layer.macs() == 32 * 16 * 8
+
+
+def test_torchvision_segmentation_model_traces_without_downloading_its_backbone(capsys, monkeypatch):
+    pytest.importorskip("torchvision")
+
+    def offline(*args, **kwargs):
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url", offline)
+    assert main(["analyze", "torchvision:deeplabv3_mobilenet_v3_large", "--batch", "1", "--summary"]) == 0
+    assert "deeplabv3_mobilenet_v3_large" in capsys.readouterr().out

@@ -383,8 +383,17 @@ def torchvision_model(name: str, resolution: int | None = None) -> tuple[torch.n
         raise RooflineError("torchvision models need torchvision: pip install 'roofline[torch]'") from None
     if name not in torchvision.models.list_models():
         raise RooflineError(f"unknown torchvision model {name!r}: see torchvision.models.list_models()")
-    with torch.device("meta"):
-        model = torchvision.models.get_model(name, weights=None)
+    try:
+        with torch.device("meta"):
+            try:  # segmentation/detection builders load a pretrained backbone unless told not to
+                model = torchvision.models.get_model(name, weights=None, weights_backbone=None)
+            except TypeError:
+                model = torchvision.models.get_model(name, weights=None)
+    except OSError as exc:  # a download it still attempts (URLError is an OSError), e.g. offline
+        raise RooflineError(
+            f"torchvision:{name} tried to download weights and failed ({exc}); "
+            "trace it where the network is reachable, or export it to ONNX"
+        ) from None
     size = resolution
     if size is None:
         try:
