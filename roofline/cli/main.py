@@ -62,13 +62,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"roofline: error: {message} (see --help)\n")
 
 
+def _add_gpu_dtype(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
+    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+
+
 def _add_target(cmd: argparse.ArgumentParser, batch: int | None) -> None:
     """The options every prediction takes: where, at what precision and batch, which block mapping.
 
     ``batch`` None: the command chooses its batches itself and takes no --batch.
     """
-    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
-    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    _add_gpu_dtype(cmd)
     if batch is not None:
         cmd.add_argument(
             "--batch", type=options.batch, default=batch, metavar="N|max",
@@ -96,8 +100,7 @@ def _add_target(cmd: argparse.ArgumentParser, batch: int | None) -> None:
 
 def _add_space_target(cmd: argparse.ArgumentParser, batch: int) -> None:
     """Search-space sweeps: one batch for every network, the heuristic tiles."""
-    cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
-    cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    _add_gpu_dtype(cmd)
     cmd.add_argument(
         "--batch", type=options.space_batch, default=batch,
         help=f"one batch size for every network, up to {options.MAX_BATCH} (default {batch})",
@@ -334,8 +337,8 @@ def target_from_args(args: argparse.Namespace) -> Target:
     from roofline.hardware.gpus import get_gpu
 
     gpu = get_gpu(args.gpu)
-    options = {name: getattr(args, name) for name in TARGET_OPTIONS if hasattr(args, name)}
-    target = Target(gpu, args.dtype, **options)
+    given = {name: getattr(args, name) for name in TARGET_OPTIONS if hasattr(args, name)}
+    target = Target(gpu, args.dtype, **given)
     if args.calibration:
         target = target.replace(calibration=load_calibration(args.calibration, gpu))
     return target
