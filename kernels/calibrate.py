@@ -43,8 +43,8 @@ from roofline.hardware.calibration import CALIBRATION_FORMAT, load_calibration
 from roofline.hardware.gpus import GPU
 
 #: Acceptance targets (see module doc): the default efficiencies of ``roofline.hardware.efficiency``.
-GEMM_TARGET = efficiency.COMPUTE
-COPY_TARGET = efficiency.BANDWIDTH
+GEMM_TARGET = efficiency.default_efficiency("default").gemm_compute
+COPY_TARGET = efficiency.default_efficiency("default").bandwidth
 #: ``--quick``: the same shape of run with short warmup and windows (a smoke test, not a calibration).
 QUICK_SIZES = (8192,)
 QUICK_COPY_BYTES = 1 << 28

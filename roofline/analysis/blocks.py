@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from roofline.analysis.latency_table import LatencyTable, check_comparable, kernel_key
-from roofline.analysis.predict import FusedNetwork, kernel_times
+from roofline.analysis.predict import fused_for, kernel_times
 from roofline.analysis.target import Target
 from roofline.analysis.waves import Grid
 from roofline.model.ir import Network
@@ -50,7 +50,7 @@ def block_costs(
     """
     if table is not None:
         check_comparable(table, target)
-    fused = [FusedNetwork.of(b) for b in blocks]
+    fused = [fused_for(b, target) for b in blocks]
     counts = np.array([len(f.kernels) for f in fused])
     flops = np.concatenate([f.flops for f in fused]) * batch
     nbytes = np.concatenate([f.bytes(batch, target.dtype_bytes) for f in fused])

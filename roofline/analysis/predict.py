@@ -4,11 +4,12 @@ Per kernel k (Williams, Waterman, Patterson, "Roofline", CACM 2009; DESIGN.md,
 "Core definitions" and "Waves and the tail effect"):
 
     AI_k     = FLOPs_k / bytes_k
-    time_k   = max(FLOPs_k / (P x q_k), bytes_k / B) + t_launch
+    time_k   = max(max(FLOPs_k / (P x q_k), bytes_k / B) + t_launch, t_host)
     bound_k  = "compute" if FLOPs_k / (P x q_k) >= bytes_k / B else "memory"
 
 where P and B are the target's achievable roof (``Target.roof``),
-t_launch is ``roofline.hardware.efficiency.KERNEL_OVERHEAD_S`` and q_k is the wave
+t_launch and t_host are the engine's per-kernel costs (``roofline.analysis.engines``), the
+kernels are those the engine's fusion policy makes, and q_k is the wave
 model's tile x tail efficiency (``roofline.analysis.waves``): compute time is waves x
 time per wave. With the target's ``waves=False``, q_k = 1, the flat roofline. Kernels run one after
 another, as in an engine's single stream, so for the network
@@ -36,11 +37,10 @@ from typing import Any
 import numpy as np
 
 from roofline.analysis.target import Target
-from roofline.analysis.waves import Grid, WaveStats, decompose, work_of
+from roofline.analysis.waves import KERNEL_CLASSES, Grid, WaveStats, decompose, work_of
 from roofline.errors import RooflineError
-from roofline.hardware import efficiency
 from roofline.hardware.gpus import GPU, Roof
-from roofline.model.fusion import Kernel, fuse
+from roofline.model.fusion import TENSORRT, FusionPolicy, Kernel, fuse
 from roofline.model.ir import Network, numel
 
 
@@ -49,6 +49,7 @@ class FusedNetwork:
     """A network's kernels with their batch-1 counts as arrays."""
 
     network: Network
+    policy: FusionPolicy  # the engine rules that made the kernels
     kernels: tuple[Kernel, ...]
     flops: np.ndarray  # per kernel, per image
     activation_elems: np.ndarray  # per kernel, per image
@@ -56,11 +57,12 @@ class FusedNetwork:
     grid: Grid  # per kernel, how its work is cut into blocks
 
     @classmethod
-    def of(cls, network: Network) -> FusedNetwork:
+    def of(cls, network: Network, policy: FusionPolicy = TENSORRT) -> FusedNetwork:
         per_image = network.with_batch(1)
-        kernels = fuse(per_image)
+        kernels = fuse(per_image, policy)
         return cls(
             network=per_image,
+            policy=policy,
             kernels=kernels,
             flops=np.array([k.flops() for k in kernels], dtype=np.float64),
             activation_elems=np.array(
@@ -188,7 +190,8 @@ class Estimate:
             },
             "peak": self.peak.to_dict(),
             "model_roof": self.model_roof.to_dict(),
-            "kernel_overhead_s": efficiency.KERNEL_OVERHEAD_S,
+            "engine": self.target.engine.to_dict(),
+            "kernel_overhead_s": self.target.engine.kernel_overhead_s,
             "wave_model": self.waves is not None,
             "unsupported_ops": dict(net.unsupported_ops),
         }
@@ -211,6 +214,14 @@ class Estimate:
         return out
 
 
+def fused_for(network: Network | FusedNetwork, target: Target) -> FusedNetwork:
+    """``network``'s kernels under ``target``'s engine; a network fused by other rules is fused again."""
+    policy = target.engine.fusion
+    if isinstance(network, FusedNetwork):
+        return network if network.policy == policy else FusedNetwork.of(network.network, policy)
+    return FusedNetwork.of(network, policy)
+
+
 def check_batch(batch: int) -> None:
     """One-line error for a batch that is not a positive integer, shared by every evaluator."""
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
@@ -220,7 +231,7 @@ def check_batch(batch: int) -> None:
 def evaluate(network: Network | FusedNetwork, target: Target, batch: int = 1) -> Estimate:
     """Predict ``network`` on ``target`` at ``batch`` (see module doc)."""
     check_batch(batch)
-    fused = network if isinstance(network, FusedNetwork) else FusedNetwork.of(network)
+    fused = fused_for(network, target)
     flops = fused.flops * batch
     nbytes = fused.bytes(batch, target.dtype_bytes)
     compute_s, time_s, stats = kernel_times(flops, nbytes, fused.grid, batch, target)
@@ -233,19 +244,43 @@ def evaluate(network: Network | FusedNetwork, target: Target, batch: int = 1) ->
 
 
 def kernel_times(
-    flops: np.ndarray, nbytes: np.ndarray, grid: Grid, batch: int, target: Target
+    flops: np.ndarray,
+    nbytes: np.ndarray,
+    grid: Grid,
+    batch: int,
+    target: Target,
+    stats: WaveStats | None = None,
 ) -> tuple[np.ndarray, np.ndarray, WaveStats | None]:
     """(compute_s, time_s, wave stats) per kernel at ``batch``: time_k of the module doc.
 
-    Kernels are independent here, so the arrays may hold the kernels of many
-    networks at once (``roofline.analysis.blocks`` evaluates whole search spaces this way).
+    Compute and memory time follow each kernel's class (``roofline.hardware.efficiency``,
+    module doc there). Kernels are independent here, so the arrays may hold the kernels of
+    many networks at once (``roofline.analysis.blocks`` evaluates whole search spaces this way).
+    The wave decomposition depends only on the GPU, tiles and shapes, not on the efficiency
+    terms: a caller sweeping those passes ``stats`` from a first call instead of recomputing it.
     """
-    stats = None
-    roof = target.roof
-    compute_s = flops / roof.flops_s
+    roof, eff, gpu = target.roof, target.kernel_efficiency, target.gpu
+    cls = {name: grid.kernel_class == i for i, name in enumerate(KERNEL_CLASSES)}
+    # Tensor-core kernels: short reductions pay the pipeline fill, unaligned channels the padding.
+    k = grid.k.astype(np.float64)
+    fill = np.where(k > 0, k / (k + eff.k_fill_elems), 1.0)
+    align = -(-eff.tensor_alignment_bytes // target.dtype_bytes)
+    channels = grid.channels.astype(np.float64)
+    padding = np.where(channels > 0, channels / (np.ceil(np.maximum(channels, 1) / align) * align), 1.0)
+    tensor_rate = roof.flops_s * np.where(cls["attention"], eff.attention_compute, fill * padding)
     if target.waves:
-        count, m = grid.at_batch(batch)
-        stats = decompose(grid.mapping, count, m, grid.n, target)
-        compute_s = compute_s / stats.quantization
-    time_s = np.maximum(compute_s, nbytes / roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+        if stats is None:
+            count, m = grid.at_batch(batch)
+            stats = decompose(grid.mapping, count, m, grid.n, target)
+        tensor_rate = tensor_rate * stats.quantization
+    cuda_core_s = flops / (gpu.peak("fp32") * eff.cuda_core_compute)
+    compute_s = np.where(cls["depthwise"], cuda_core_s, flops / tensor_rate)
+    compute_s = np.where(cls["grouped"], np.minimum(compute_s, cuda_core_s), compute_s)
+    bandwidth = np.where(
+        cls["depthwise"], gpu.dram_bandwidth_bytes_s * eff.depthwise_bandwidth, roof.dram_bytes_s
+    )
+    engine = target.engine
+    time_s = np.maximum(
+        np.maximum(compute_s, nbytes / bandwidth) + engine.kernel_overhead_s, engine.host_issue_s
+    )
     return compute_s, time_s, stats

@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from roofline.analysis.predict import FusedNetwork
+from roofline.analysis.predict import FusedNetwork, fused_for, kernel_times
 from roofline.analysis.target import Target
-from roofline.analysis.waves import MAPPINGS, WaveStats, decompose, work_of
+from roofline.analysis.waves import Grid, WaveStats, work_of
 from roofline.errors import RooflineError
-from roofline.hardware import efficiency
 from roofline.model.ir import Conv, Linear, numel
 
 
@@ -142,6 +141,7 @@ def staircase(
     widths: np.ndarray | None = None,
 ) -> Staircase:
     """Predict ``layer``'s latency on ``target`` at each of ``widths`` (default 1 .. 2 x its width)."""
+    fused = fused_for(fused, target)
     i = find_kernel(fused, layer)
     kernel = fused.kernels[i]
     anchor = kernel.anchor
@@ -158,17 +158,16 @@ def staircase(
     stride = int(widths[-1] - widths[-2]) if widths.size > 1 else 1
     widths = np.append(widths, widths[-1] + max(stride, 1))
     dtype_bytes = target.dtype_bytes
-    roof = target.roof
     scale = widths / width
     fixed_elems = numel(anchor.input_shapes[0])
     per_width_elems = fused.activation_elems[i] - fixed_elems
     nbytes = ((fixed_elems + per_width_elems * scale) * batch + fused.weight_elems[i] * scale) * dtype_bytes
     flops = fused.flops[i] * batch * scale
+    # The layer at every width is one kernel of the same class, so kernel_times times them all.
     work = work_of(kernel)
-    mapping = MAPPINGS.index(work.mapping)
-    stats = decompose(mapping, work.count, work.m * batch, widths, target)
-    compute_s = flops / roof.flops_s / stats.quantization
-    latency_s = np.maximum(compute_s, nbytes / roof.dram_bytes_s) + efficiency.KERNEL_OVERHEAD_S
+    grid = Grid.of([dataclasses.replace(work, n=int(w)) for w in widths])
+    # A staircase is the wave model's by definition, so it quantizes even under --no-waves.
+    compute_s, latency_s, stats = kernel_times(flops, nbytes, grid, batch, target.replace(waves=True))
     work = stats.launched * stats.tile_m * stats.tile_n
     inside = slice(0, -1)
     fields = [f.name for f in dataclasses.fields(WaveStats) if f.name != "sms"]

@@ -54,20 +54,31 @@ import numpy as np
 from roofline.analysis.target import Target
 from roofline.hardware.tiles import gemm_tiles, line_blocks_per_sm, line_tile
 from roofline.model.fusion import Kernel
-from roofline.model.ir import Conv, Linear, MatMul, numel
+from roofline.model.ir import Conv, Linear, MatMul, Softmax, numel
 
 MAPPINGS = ("gemm", "direct", "stream")
 
 
+#: Kernel classes with their own efficiency terms (``roofline.hardware.efficiency``).
+KERNEL_CLASSES = ("gemm", "grouped", "depthwise", "attention", "pointwise")
+
+
 @dataclass(frozen=True)
 class Work:
-    """A kernel's work at batch 1, as ``count`` independent M x N problems (K sets only FLOPs)."""
+    """A kernel's work at batch 1, as ``count`` independent M x N problems, and its kernel class.
+
+    ``k`` is the reduction length of a GEMM-like kernel and ``channels`` the channels per group
+    inside it (the tensor-core alignment applies to them); both are 0 where they do not apply.
+    """
 
     mapping: str
     count: int
     m: int
     n: int
     batch_scales_count: bool = False  # batched matmul: batch multiplies count, not M
+    kernel_class: str = "pointwise"
+    k: int = 0
+    channels: int = 0
 
 
 def work_of(kernel: Kernel) -> Work:
@@ -76,15 +87,21 @@ def work_of(kernel: Kernel) -> Work:
     if isinstance(a, Conv) and not a.depthwise:
         g, out = a.groups, a.output_shape
         m = out[0] * numel(out[2:])
-        return Work("gemm", g, m, a.out_channels // g)
+        c = a.input_shapes[0][1] // g
+        return Work(
+            "gemm", g, m, a.out_channels // g, False, "gemm" if g == 1 else "grouped", c * numel(a.kernel), c
+        )
     if isinstance(a, Linear):
-        return Work("gemm", 1, numel(a.output_shape) // a.out_features, a.out_features)
+        k = a.input_shapes[0][-1]
+        return Work("gemm", 1, numel(a.output_shape) // a.out_features, a.out_features, False, "gemm", k, k)
     if isinstance(a, MatMul):
         *lead, m, n = a.output_shape
         batched = len(lead) > 0
-        return Work("gemm", math.prod(lead), m, n, batch_scales_count=batched)
+        attention = any(isinstance(layer, Softmax) for layer in kernel.fused)
+        k = a.input_shapes[0][-1]
+        return Work("gemm", math.prod(lead), m, n, batched, "attention" if attention else "gemm", k, k)
     if isinstance(a, Conv):
-        return Work("direct", 1, numel(a.output_shape), 1)
+        return Work("direct", 1, numel(a.output_shape), 1, kernel_class="depthwise")
     largest = max([numel(s) for _, s in kernel.inputs] + [numel(kernel.output_shape)])
     return Work("stream", 1, largest, 1)
 
@@ -98,6 +115,9 @@ class Grid:
     m: np.ndarray
     n: np.ndarray
     batch_scales_count: np.ndarray
+    kernel_class: np.ndarray  # index into KERNEL_CLASSES
+    k: np.ndarray
+    channels: np.ndarray
 
     @classmethod
     def of(cls, works: list[Work]) -> Grid:
@@ -110,6 +130,9 @@ class Grid:
             m=col(lambda w: w.m),
             n=col(lambda w: w.n),
             batch_scales_count=np.array([w.batch_scales_count for w in works], dtype=bool),
+            kernel_class=col(lambda w: KERNEL_CLASSES.index(w.kernel_class)),
+            k=col(lambda w: w.k),
+            channels=col(lambda w: w.channels),
         )
 
     @classmethod

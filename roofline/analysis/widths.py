@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from roofline.analysis.predict import FusedNetwork, evaluate
+from roofline.analysis.predict import FusedNetwork, evaluate, fused_for
 from roofline.analysis.staircase import staircase
 from roofline.analysis.target import Target
 from roofline.errors import RooflineError
@@ -144,7 +144,7 @@ def adjust_widths(
         raise RooflineError(f"need 0 < delta <= 1 and tau > 0, got delta={delta}, tau={tau}")
     model = _Model(network, target, batch)
     base_latency, base_params = model({})
-    fused = FusedNetwork.of(network)
+    fused = fused_for(network, target)
     groups = channel_groups(network)
     free = [g for g in groups if g.producers and not g.fixed]
     if not free:

@@ -11,6 +11,7 @@ from tabulate import tabulate
 
 if TYPE_CHECKING:  # annotations only: every command imports just the analysis it runs
     from roofline.analysis.batch import BatchSweep
+    from roofline.analysis.engines import Engine
     from roofline.analysis.fold import Folded
     from roofline.analysis.predict import Estimate
     from roofline.analysis.staircase import Staircase
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # annotations only: every command imports just the analysis i
     from roofline.hardware.gpus import GPU
     from roofline.model.ir import Network
     from roofline.studies.survey import Survey
+    from roofline.studies.validate import Stats, TableResult, Validation
 
 
 def layer_table(estimate: Estimate) -> str:
@@ -78,6 +80,7 @@ def context_line(estimate: Estimate, batch: str | None = None) -> str:
     batch = batch or f"batch {estimate.batch}"
     return (
         f"{estimate.gpu.name} ({estimate.gpu.sms} SMs), {estimate.dtype}, {batch}, "
+        f"{estimate.target.engine.name} kernels ({estimate.target.engine.accumulator} accumulate), "
         f"{waves} the wave model. "
         f"Utilization and CMR use the {peak.kind} peak: {peak.flops_s / 1e12:.1f} TFLOP/s, "
         f"{peak.dram_bytes_s / 1e9:.0f} GB/s. Kernels are timed on the achievable roof: "
@@ -105,7 +108,13 @@ def gpu_table(gpus: list[GPU]) -> str:
     dtypes = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
     rows = []
     for g in gpus:
-        peaks = [g.peak_flops_s[d] / 1e12 if d in g.peak_flops_s else None for d in dtypes]
+        # "330.3/165.2": FP16- and FP32-accumulate rates where they differ (GeForce).
+        peaks = [
+            None if d not in g.peak_flops_s
+            else f"{g.peak(d) / 1e12:g}/{g.peak(d, 'fp32') / 1e12:g}" if g.peak(d, "fp32") != g.peak(d)
+            else g.peak(d) / 1e12
+            for d in dtypes
+        ]  # fmt: skip
         cmr = g.peak_flops_s["fp16"] / g.dram_bandwidth_bytes_s if "fp16" in g.peak_flops_s else None
         rows.append(
             (g.key, g.name, g.compute_capability, g.sms, g.boost_clock_mhz,
@@ -115,6 +124,30 @@ def gpu_table(gpus: list[GPU]) -> str:
     headers = ("key", "name", "CC", "SMs", "boost MHz", "GB/s", "mem GiB", "L2 MiB",
                *(f"{d} TF" for d in dtypes), "fp16 CMR", "aliases")  # fmt: skip
     return tabulate(rows, headers=headers, missingval="-", floatfmt="g")
+
+
+def engine_table(engines: list[Engine]) -> str:
+    from roofline.model.fusion import ACTIVATIONS
+
+    def rules(e: Engine) -> str:
+        f = e.fusion
+        acts = (
+            "all"
+            if f.epilogue_activations == ACTIVATIONS
+            else ",".join(sorted(f.epilogue_activations)) or "-"
+        )
+        parts = [f"fold BN: {'yes' if f.fold_bn else 'no'}", f"epilogue act: {acts}",
+                 f"epilogue add: {'yes' if f.epilogue_add else 'no'}",
+                 "pointwise chains" + (" + reductions" if f.fuse_reductions else "") if f.pointwise_chains else "",
+                 "concat eliminated" if f.eliminate_concat else "concat copied"]  # fmt: skip
+        return "; ".join(p for p in parts if p)
+
+    rows = [
+        (e.key, e.name, e.accumulator, e.kernel_overhead_s * 1e6, e.host_issue_s * 1e6, rules(e))
+        for e in engines
+    ]
+    headers = ("key", "name", "accumulator", "launch us", "host us", "fusion")
+    return tabulate(rows, headers=headers, floatfmt="g")
 
 
 def zoo_table(networks: list[Network]) -> str:
@@ -399,3 +432,90 @@ def gpunet_csv(samples: np.ndarray, est: Any, tiers: np.ndarray) -> str:
         figures = [est.latency_s[i], est.throughput_img_s[i], est.flops_per_image[i], int(est.params[i])]
         writer.writerow([*samples[i].tolist(), *figures, est.utilization[i], int(tiers[i])])
     return buf.getvalue()
+
+
+#: validate's text report: rows, families and reasons shown before "... and N more".
+VALIDATION_WORST = 10
+VALIDATION_MIN_FAMILY = 3
+VALIDATION_LISTED = 8
+_RATIO = "median pred/meas"
+
+
+def _percent(x: float | None) -> float | None:
+    return None if x is None else 100 * x
+
+
+def _stats_table(stats: dict[str, Stats]) -> str:
+    rows = [
+        (name, s.n, s.median_ratio, _percent(s.mdape), _percent(s.within_10), _percent(s.within_15),
+         s.spearman)
+        for name, s in stats.items()
+    ]  # fmt: skip
+    headers = ("rows", "n", _RATIO, "MdAPE %", "within 10 %", "within 15 %", "Spearman")
+    fmt = ("", "", ".3f", ".1f", ".1f", ".1f", ".3f")
+    return tabulate(rows, headers=headers, floatfmt=fmt, missingval="-")
+
+
+def _more(items: list[str], listed: int = VALIDATION_LISTED) -> str:
+    shown = ", ".join(items[:listed])
+    return shown + (f" and {len(items) - listed} more" if len(items) > listed else "")
+
+
+def _worst_table(t: TableResult) -> str:
+    rows = [
+        (r.model, r.resolution, r.batch, r.kind, r.kernel_class, r.predicted_img_s, r.measured_img_s,
+         r.ratio)
+        for r in t.worst(VALIDATION_WORST)
+    ]  # fmt: skip
+    headers = ("model", "px", "batch", "kind", "kernel class", "predicted img/s", "measured img/s",
+               "pred/meas")  # fmt: skip
+    return tabulate(rows, headers=headers, floatfmt=("", "", "", "", "", ".0f", ".0f", ".3f"))
+
+
+def _validation_table(t: TableResult) -> str:
+    unresolved_rows = sum(len(u.sources) for u in t.unresolved)
+    where = f"{t.gpu_name} ({t.gpu}), {t.engine}, {t.dtype}" if t.gpu else "no rows to predict"
+    lines = [
+        f"== {t.path}: {where}",
+        f"{len(t.rows)} rows predicted, {unresolved_rows} unresolved "
+        f"({len(t.unresolved)} model{'' if len(t.unresolved) == 1 else 's'}), "
+        f"{len(t.problems)} skipped as unreadable",
+    ]
+    if t.rows:
+        lines += ["", _stats_table(t.stats()), "", "furthest from the measurement:", _worst_table(t), ""]
+        families = [(b.group, b.n, b.median_ratio) for b in t.bias_by_family()]
+        families = [f for f in families if f[1] >= VALIDATION_MIN_FAMILY]
+        if families:
+            lines += [
+                f"bias by family (families with >= {VALIDATION_MIN_FAMILY} rows):",
+                tabulate(families, headers=("family", "n", _RATIO), floatfmt=".3f"),
+                "",
+            ]
+        classes = [(b.group, b.n, b.median_ratio) for b in t.bias_by_kernel_class()]
+        lines += [
+            "bias by dominant kernel class (where the prediction spends most time):",
+            tabulate(classes, headers=("kernel class", "n", _RATIO), floatfmt=".3f"),
+        ]
+    if t.unresolved:
+        lines += ["", f"unresolved (model@resolution), by reason: {len(t.unresolved)}"]
+        for reason, group in t.unresolved_by_reason().items():
+            names = [f"{u.model}@{u.resolution}" for u in group]
+            lines.append(f"  {reason} ({len(group)}): {_more(names)}")
+    if t.problems:
+        lines += ["", f"skipped rows: {len(t.problems)}"]
+        lines += [f"  {p}" for p in t.problems[:VALIDATION_LISTED]]
+        if len(t.problems) > VALIDATION_LISTED:
+            lines.append(f"  ... and {len(t.problems) - VALIDATION_LISTED} more (--json lists all)")
+    return "\n".join(lines)
+
+
+def validation_report(v: Validation) -> str:
+    """Per measured table: agreement statistics, the worst rows, biases, and what could not be predicted."""
+    parts = [_validation_table(t) for t in v.tables]
+    if len(v.tables) > 1:
+        parts.append(f"== all {len(v.tables)} tables pooled\n\n{_stats_table(v.overall())}")
+    parts.append(
+        "pred/meas > 1: the roofline predicts more images/s than were measured. "
+        "MdAPE = median |pred/meas - 1|; Spearman: rank correlation of predicted and measured throughput."
+    )
+    return "\n\n".join(parts)

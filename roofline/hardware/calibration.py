@@ -106,19 +106,33 @@ def load_calibration(path: str | Path, gpu: GPU) -> Calibration:
     return Calibration(owner, source, bandwidth, MappingProxyType(peaks))
 
 
-def achievable_roof(gpu: GPU, dtype: str, calibration: Calibration | None = None) -> Roof:
-    """The roof a well-optimized engine reaches (module doc; ``roofline.hardware.efficiency``)."""
-    datasheet = gpu.datasheet_roof(dtype)
+def achievable_roof(
+    gpu: GPU,
+    dtype: str,
+    calibration: Calibration | None = None,
+    accumulator: str = "fp16",
+    kernel_efficiency: efficiency.KernelEfficiency | None = None,
+) -> Roof:
+    """The roof a well-optimized engine reaches (module doc; ``roofline.hardware.efficiency``).
+
+    ``accumulator`` picks the tensor rate on parts where FP32 accumulation is slower
+    (``GPU.peak``). A calibration's GEMM rate was measured with torch, which accumulates
+    in FP32, so it replaces only an FP32-accumulate roof where the two rates differ.
+    """
+    datasheet = gpu.datasheet_roof(dtype, accumulator)
+    if calibration is not None and accumulator != "fp32" and gpu.peak(dtype, "fp32") != gpu.peak(dtype):
+        calibration = None
     if calibration is not None:
         flops = calibration.peak_flops_s.get(dtype)
         if flops is not None:
             return Roof("achievable", flops, calibration.dram_bytes_s, f"calibration: {calibration.source}")
+    eff = kernel_efficiency or efficiency.efficiency_for(gpu)
     return Roof(
         kind="achievable",
-        flops_s=datasheet.flops_s * efficiency.COMPUTE,
-        dram_bytes_s=datasheet.dram_bytes_s * efficiency.BANDWIDTH,
+        flops_s=datasheet.flops_s * eff.gemm_compute,
+        dram_bytes_s=datasheet.dram_bytes_s * eff.bandwidth,
         source=(
-            f"datasheet x default efficiencies (compute {efficiency.COMPUTE}, "
-            f"bandwidth {efficiency.BANDWIDTH}; see roofline.hardware.efficiency)"
+            f"datasheet x {eff.generation} efficiencies (GEMM {eff.gemm_compute:g}, "
+            f"bandwidth {eff.bandwidth:g}; see roofline.hardware.efficiency)"
         ),
     )

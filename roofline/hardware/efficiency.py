@@ -1,30 +1,90 @@
-"""Default efficiency factors: the gap between datasheet and achievable rates.
+"""Kernel-class efficiencies: the gap between datasheet rates and what each class of kernel reaches.
 
-The prediction aims at what a well-optimized engine (TensorRT FP16 at large
-batch) achieves. Each factor below has a physical reason and a published
-measurement; none is fitted to a model. A calibration file measured on the
-actual GPU replaces the first two (``roofline.hardware.calibration.achievable_roof``).
+One uniform efficiency over-predicts exactly the networks built from grouped,
+depthwise and short-reduction layers (DESIGN.md, "Engines, accumulators and
+kernel classes"), so each class of kernel has its own few terms, each with a
+physical reason and a source in ``data/efficiency.toml`` (per GPU generation).
+``roofline.analysis.predict`` applies them:
+
+    dense GEMM / conv  FLOPs / (P x q x K / (K + k_fill) x C / ceil_a(C))
+    attention          FLOPs / (P x q x attention_compute)
+    grouped conv       min(the dense formula per group, FLOPs / (P_cc x cuda_core_compute))
+    depthwise conv     max(FLOPs / (P_cc x cuda_core_compute), bytes / (B_ds x depthwise_bandwidth))
+    everything         memory time bytes / B
+
+with P = datasheet tensor peak x gemm_compute (for the engine's accumulator),
+B = datasheet bandwidth x bandwidth, q the wave model's quantization, K the
+reduction length, C the channels per group in it, ceil_a rounding up to the
+tensor-core alignment, and P_cc the FP32 CUDA-core peak. A calibration file
+measured on the GPU overrides the terms it measured
+(``roofline.hardware.calibration``).
 """
 
-#: Best large dense GEMM / datasheet tensor peak. Published FP16/BF16 GEMM
-#: rates reach 80-87% of the dense peak (V100 100 of 125 TFLOP/s in the
-#: utilization study; A100 256-271 of 312; H100 790-795 of 989:
-#: shared/reference/gpu-specs.md). Clocks drop below boost under sustained
-#: tensor-core load, which is most of the gap. We take the low end, 0.80,
-#: because convolutions run as implicit GEMMs, which do no better than a
-#: plain GEMM.
-COMPUTE = 0.80
+from __future__ import annotations
 
-#: Sustained DRAM bandwidth / datasheet bandwidth. STREAM-like triad reaches
-#: 83-92% of the datasheet figure and pure read or write streams 95-99%
-#: (te42kyfo/gpu-benches, shared/reference/gpu-specs.md). A CNN kernel mixes
-#: reads and writes like a triad, so we take 0.85 from that range.
-BANDWIDTH = 0.85
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
 
-#: Fixed cost of each launched kernel, in seconds. Inside a CUDA graph the
-#: launch gap between dependent kernels is ~1-2 us, and each kernel also
-#: pays a ramp-up and drain before all SMs are busy (NVIDIA, "Getting Started
-#: with CUDA Graphs", 2019: ~2 us per short kernel with graphs). We charge
-#: 2 us, so tiny layers are not predicted as free and batch-1 latency is not
-#: underestimated by the number of kernels it launches.
-KERNEL_OVERHEAD_S = 2e-6
+from roofline.hardware.gpus import GPU
+
+
+@dataclass(frozen=True)
+class KernelEfficiency:
+    """Per-class efficiency terms of one GPU generation (module doc; fields as in ``data/efficiency.toml``)."""
+
+    generation: str
+    gemm_compute: float
+    bandwidth: float
+    k_fill_elems: float
+    tensor_alignment_bytes: int
+    cuda_core_compute: float
+    depthwise_bandwidth: float
+    attention_compute: float
+
+    def __post_init__(self) -> None:
+        for name in (
+            "gemm_compute",
+            "bandwidth",
+            "cuda_core_compute",
+            "depthwise_bandwidth",
+            "attention_compute",
+        ):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"efficiency {name} must be in (0, 1], got {getattr(self, name)}")
+        if self.k_fill_elems < 0 or self.tensor_alignment_bytes < 1:
+            raise ValueError("k_fill_elems must be >= 0 and tensor_alignment_bytes >= 1")
+
+    def replace(self, **changes: Any) -> KernelEfficiency:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return tomllib.loads(resources.files("roofline.hardware.data").joinpath("efficiency.toml").read_text())
+
+
+def generation_of(gpu: GPU) -> str:
+    for name, spec in _data()["generation"].items():
+        if gpu.compute_capability in spec["compute_capabilities"]:
+            return name
+    return "default"
+
+
+@cache
+def default_efficiency(generation: str) -> KernelEfficiency:
+    """The terms of ``generation`` (``generation_of``), falling back on ``[default]``."""
+    data = _data()
+    spec = {**data["default"], **data["generation"].get(generation, {})}
+    spec.pop("compute_capabilities", None)
+    return KernelEfficiency(generation=generation, **spec)
+
+
+def efficiency_for(gpu: GPU) -> KernelEfficiency:
+    return default_efficiency(generation_of(gpu))

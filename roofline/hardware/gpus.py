@@ -4,6 +4,11 @@ Each GPU's datasheet roof (dense peak FLOP/s per dtype, DRAM bandwidth) is
 what NVIDIA publishes, with the source of every figure in the data file. The
 achievable roof, what kernels actually reach, is ``roofline.hardware.calibration``'s.
 Every report names the roof it used and where the figure came from.
+
+A tensor-core peak also depends on the accumulator: GeForce parts run FP16 and
+FP8 tensor math with FP32 accumulation at half the FP16-accumulate rate, which
+is the one their datasheets headline (DESIGN.md, "Engines, accumulators and
+kernel classes"). ``GPU.peak`` takes the accumulator and picks the rate.
 """
 
 from __future__ import annotations
@@ -12,13 +17,20 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
 from roofline.dtypes import DTYPE_BYTES
 from roofline.errors import RooflineError
+
+#: Tensor-core accumulator precisions a peak can be asked for. "fp16" is what the
+#: datasheet headline assumes for fp16/fp8; cuBLAS/cuDNN (and so torch autocast)
+#: accumulate FP16 GEMMs in FP32. GeForce parts run FP32 accumulation at half rate
+#: (NVIDIA Ampere GA102 whitepaper, Ada and RTX Blackwell whitepapers, Appendix A);
+#: datacenter and workstation parts run both at one rate.
+ACCUMULATORS = ("fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -45,16 +57,36 @@ class GPU:
     peak_flops_s: Mapping[str, float]
     sm_limits: SMLimits
     sources: Mapping[str, str]
+    #: Dense FLOP/s with FP32 accumulation, only for the dtypes where it is slower than
+    #: ``peak_flops_s`` (GeForce fp16/fp8); empty on parts that run both at one rate.
+    peak_flops_s_fp32_accumulate: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
-    def datasheet_roof(self, dtype: str) -> Roof:
+    def datasheet_roof(self, dtype: str, accumulator: str = "fp16") -> Roof:
+        flops_s = self.peak(dtype, accumulator)
+        source = self.sources["peak_flops_s"]
+        if dtype in self.peak_flops_s_fp32_accumulate:
+            # The two rates differ on this part, so the roof must say which one it is.
+            if accumulator == "fp32":
+                source = self.sources.get("peak_flops_s_fp32_accumulate", source)
+            source = f"{source}; {dtype} with {accumulator.upper()} accumulate"
         return Roof(
             kind="datasheet",
-            flops_s=self.peak(dtype),
+            flops_s=flops_s,
             dram_bytes_s=self.dram_bandwidth_bytes_s,
-            source=f"{self.sources['peak_flops_s']}; {self.sources['dram_bandwidth_bytes_s']}",
+            source=f"{source}; {self.sources['dram_bandwidth_bytes_s']}",
         )
 
-    def peak(self, dtype: str) -> float:
+    def peak(self, dtype: str, accumulator: str = "fp16") -> float:
+        """Dense datasheet FLOP/s for ``dtype`` with tensor-core accumulation in ``accumulator``.
+
+        The headline ``peak_flops_s`` is the FP16-accumulate rate for fp16/fp8; where the part
+        runs FP32 accumulation slower, ``peak_flops_s_fp32_accumulate`` has that rate. bf16,
+        tf32, fp32 and int8 always accumulate in FP32/INT32, so their headline is the only rate.
+        """
+        if accumulator not in ACCUMULATORS:
+            raise RooflineError(
+                f"unknown accumulator {accumulator!r}: choose one of {', '.join(ACCUMULATORS)}"
+            )
         if dtype not in DTYPE_BYTES:
             raise RooflineError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPE_BYTES)}")
         if dtype not in self.peak_flops_s:
@@ -62,6 +94,8 @@ class GPU:
             raise RooflineError(
                 f"{self.name} has no datasheet {dtype} peak (it has: {have}); pick one of those dtypes"
             )
+        if accumulator == "fp32" and dtype in self.peak_flops_s_fp32_accumulate:
+            return self.peak_flops_s_fp32_accumulate[dtype]
         return self.peak_flops_s[dtype]
 
 
@@ -99,9 +133,30 @@ def _normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
-@cache
-def _database() -> tuple[dict[str, GPU], dict[str, str]]:
-    raw = tomllib.loads(resources.files("roofline.hardware.data").joinpath("gpus.toml").read_text())
+def _fp32_accumulate_peaks(key: str, spec: Mapping) -> MappingProxyType:
+    """The FP32-accumulate table of one ``gpus.toml`` entry, checked against its headline.
+
+    FP32 accumulation is never faster than FP16 accumulation, and a rate for a dtype
+    the part has no headline for cannot be looked up (``GPU.peak`` checks the headline first).
+    """
+    headline = spec["peak_flops_s"]
+    table = {k: float(v) for k, v in spec.get("peak_flops_s_fp32_accumulate", {}).items()}
+    where = f"gpus.toml [gpu.{key}] peak_flops_s_fp32_accumulate"
+    for dtype, flops_s in table.items():
+        if dtype not in headline:
+            raise RooflineError(
+                f"{where} has {dtype}, which peak_flops_s lacks: add its headline rate or drop the entry"
+            )
+        if flops_s > headline[dtype]:
+            raise RooflineError(
+                f"{where}.{dtype} = {flops_s:g} exceeds peak_flops_s.{dtype} = {headline[dtype]:g}: "
+                "FP32 accumulation is never faster; fix the figure"
+            )
+    return MappingProxyType(table)
+
+
+def _parse_database(raw: Mapping) -> tuple[dict[str, GPU], dict[str, str]]:
+    """GPUs by key and keys by normalized alias, from the parsed ``gpus.toml``."""
     limits = {
         cc: SMLimits(**{k: v for k, v in spec.items() if k != "source"})
         for cc, spec in raw["compute_capability"].items()
@@ -122,11 +177,19 @@ def _database() -> tuple[dict[str, GPU], dict[str, str]]:
             peak_flops_s=MappingProxyType({k: float(v) for k, v in spec["peak_flops_s"].items()}),
             sm_limits=limits[spec["compute_capability"]],
             sources=MappingProxyType(dict(spec["sources"])),
+            peak_flops_s_fp32_accumulate=_fp32_accumulate_peaks(key, spec),
         )
         gpus[key] = gpu
         for alias in (key, *gpu.aliases):
             aliases[_normalize(alias)] = key
     return gpus, aliases
+
+
+@cache
+def _database() -> tuple[dict[str, GPU], dict[str, str]]:
+    return _parse_database(
+        tomllib.loads(resources.files("roofline.hardware.data").joinpath("gpus.toml").read_text())
+    )
 
 
 def all_gpus() -> list[GPU]:
@@ -150,7 +213,11 @@ def match_device(name: str, compute_capability: str, sm_count: int, memory_bytes
     Compute capability and SM count must match exactly. They do not separate
     SKUs of one die (H100 SXM, H100 NVL and H200 all have 132 SMs at CC 9.0),
     so the entry sharing most name tokens with the reported name wins
-    ("A100-PCIE-40GB" -> a100-pcie-40gb), then the closest memory size.
+    ("A100-PCIE-40GB" -> a100-pcie-40gb), then the one with fewest tokens the
+    reported name lacks, then the closest memory size. The second rule parts
+    SKUs whose names nest: "RTX PRO 6000 Blackwell Workstation Edition" shares
+    every token of its own entry and of the Max-Q one's, and only the Max-Q
+    entry has tokens ("max", "q") the name lacks; both have 188 SMs and 96 GB.
     """
     candidates = [g for g in all_gpus() if g.compute_capability == compute_capability and g.sms == sm_count]
     if not candidates:
@@ -160,8 +227,8 @@ def match_device(name: str, compute_capability: str, sm_count: int, memory_bytes
         )
     reported = set(re.split(r"[^a-z0-9]+", name.lower()))
 
-    def rank(gpu: GPU) -> tuple[int, float]:
-        tokens = set(re.split(r"[^a-z0-9]+", f"{gpu.key} {gpu.name}".lower()))
-        return -len(tokens & reported), abs(gpu.memory_bytes - memory_bytes)
+    def rank(gpu: GPU) -> tuple[int, int, float]:
+        tokens = set(re.split(r"[^a-z0-9]+", f"{gpu.key} {gpu.name}".lower())) - {""}
+        return -len(tokens & reported), len(tokens - reported), abs(gpu.memory_bytes - memory_bytes)
 
     return min(candidates, key=rank)

@@ -335,6 +335,15 @@ class Network:
     network returns. ``batch`` is the leading dim of every activation shape.
     ``images_per_sample`` is f for a folded network (``roofline.analysis.fold``): one
     sample stacks f images on the channel axis.
+
+    ``weight_only_ops`` (ATen op -> count) and ``weight_only_flops`` are the work
+    a traced forward pass did on weights and constants alone: swin v2's
+    position-bias MLP, relative-position table lookups, weight standardization.
+    It does not depend on the input, so it is not a layer and not in ``flops()``:
+    an engine computes it once when it builds the engine (TensorRT's constant
+    folding; ``torch.onnx.export(do_constant_folding=True)``), not per image,
+    and batch leaves it unchanged. Its FLOPs follow ``torch.utils.flop_counter``,
+    so ``flops() + weight_only_flops`` is that counter's total for one image.
     """
 
     name: str
@@ -346,6 +355,8 @@ class Network:
     source: str = ""
     unsupported_ops: dict[str, int] = field(default_factory=dict, hash=False, compare=True)
     images_per_sample: int = 1
+    weight_only_ops: dict[str, int] = field(default_factory=dict, hash=False, compare=True)
+    weight_only_flops: int = 0
 
     def with_batch(self, batch: int) -> Network:
         if batch == self.batch:
@@ -376,6 +387,12 @@ class Network:
 
     def to_dict(self) -> dict[str, Any]:
         folded = {"images_per_sample": self.images_per_sample} if self.images_per_sample != 1 else {}
+        # Written only when there is some, so files of networks without any stay as they were.
+        weight_only = (
+            {"weight_only_ops": dict(self.weight_only_ops), "weight_only_flops": self.weight_only_flops}
+            if self.weight_only_ops or self.weight_only_flops
+            else {}
+        )
         return {
             "format": "roofline-ir",
             "version": 1,
@@ -387,5 +404,6 @@ class Network:
             "outputs": list(self.outputs),
             "unsupported_ops": dict(self.unsupported_ops),
             **folded,
+            **weight_only,
             "layers": [layer.to_dict() for layer in self.layers],
         }

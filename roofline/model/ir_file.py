@@ -31,7 +31,7 @@ _MAX_TEXT = "2**48"
 
 _NETWORK_FIELDS = (
     "format", "version", "name", "source", "resolution", "batch", "inputs", "outputs",
-    "unsupported_ops", "images_per_sample", "layers",
+    "unsupported_ops", "images_per_sample", "weight_only_ops", "weight_only_flops", "layers",
 )  # fmt: skip
 
 
@@ -363,12 +363,10 @@ def _read_network(data: Any, source: str) -> Network:
     resolution = f.integer("resolution", 1, default=None)
     batch = _at_most(f, "batch", f.integer("batch", 1, default=1))
     images = _at_most(f, "images_per_sample", f.integer("images_per_sample", 1, default=1))
-    unsupported = f.object("unsupported_ops", default={})
-    counts = {}
-    for op in unsupported.data:
-        if not isinstance(op, str) or not op:
-            raise unsupported.error(_key(op), "must be an op name")
-        counts[op] = unsupported.integer(op, 0)
+    counts = _op_counts(f, "unsupported_ops")
+    # Optional (files written before these fields existed have neither): see ``Network``.
+    weight_only = _op_counts(f, "weight_only_ops")
+    weight_only_flops = f.integer("weight_only_flops", 0, default=0)
     inputs: list[tuple[str, Shape]] = []
     written: set[str] = set()
     for i, item in enumerate(f.list("inputs")):
@@ -406,8 +404,21 @@ def _read_network(data: Any, source: str) -> Network:
         outputs=tuple(outputs),
         unsupported_ops=counts,
         images_per_sample=images,
+        weight_only_ops=weight_only,
+        weight_only_flops=weight_only_flops,
         layers=tuple(layers),
     )
+
+
+def _op_counts(f: Fields, name: str) -> dict[str, int]:
+    """An optional {op name: count >= 0} object of the document."""
+    ops = f.object(name, default={})
+    counts = {}
+    for op in ops.data:
+        if not isinstance(op, str) or not op:
+            raise ops.error(_key(op), "must be an op name")
+        counts[op] = ops.integer(op, 0)
+    return counts
 
 
 def read_network(data: Any, source: str = "IR document") -> Network:

@@ -1,8 +1,9 @@
 """Turn a model name from the command line into a Network.
 
 ``timm:NAME`` and ``torchvision:NAME`` are traced with the torch frontend,
-``*.onnx`` goes through the ONNX frontend, ``*.json`` is a saved IR, and a
-bare name is an embedded zoo model (no torch needed).
+once: the IR cache (``roofline.model.cache``) serves them afterwards without
+importing torch. ``*.onnx`` goes through the ONNX frontend, ``*.json`` is a
+saved IR, and a bare name is an embedded zoo model (no torch needed).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from roofline.errors import RooflineError
+from roofline.model import cache as ir_cache
 from roofline.model import zoo
 from roofline.model.ir import Network
 from roofline.model.ir_file import IR_FIX, read_network
@@ -81,20 +83,44 @@ def check_timeable(network: Network) -> Network:
     )
 
 
-def resolve(spec: str, resolution: int | None = None) -> Network:
-    """The Network named by ``spec`` at ``resolution`` (default: the model's own), checked to be timeable."""
-    return check_timeable(_resolve(spec, resolution))
+def resolve(
+    spec: str, resolution: int | None = None, *, cache: bool = True, reparam: bool = False
+) -> Network:
+    """The Network named by ``spec`` at ``resolution`` (default: the model's own), checked to be timeable.
+
+    ``cache``: read and store traced (timm, torchvision) models in the IR cache; False traces afresh
+    and stores nothing. ``reparam``: a timm model in its deployed form (RepVGG, MobileOne, FastViT
+    branches fused; ``pytorch.reparameterized``); a zoo model traced from timm is re-traced so.
+    """
+    return check_timeable(_resolve(spec, resolution, cache, reparam))
 
 
-def _resolve(spec: str, resolution: int | None) -> Network:
+def _traced(frontend: str, name: str, resolution: int | None, cache: bool, reparam: bool) -> Network:
+    def trace() -> Network:
+        if frontend == "timm":
+            return _torch_frontend().from_timm(name, resolution, reparam=reparam)
+        return _torch_frontend().from_torchvision(name, resolution)
+
+    return ir_cache.cached(frontend, name, resolution, reparam, trace) if cache else trace()
+
+
+def _resolve(spec: str, resolution: int | None, cache: bool, reparam: bool) -> Network:
     if resolution is not None and resolution < 1:
         raise RooflineError(f"resolution must be a positive integer, got {resolution}")
     kind, sep, target = spec.partition(":")
     if sep and kind == "timm":
-        return _torch_frontend().from_timm(target, resolution)
+        return _traced("timm", target, resolution, cache, reparam)
     if sep and kind == "torchvision":
-        return _torch_frontend().from_torchvision(target, resolution)
+        if reparam:
+            raise RooflineError(
+                f"--reparam applies to timm models (RepVGG, MobileOne, FastViT ...), not {spec}: drop it"
+            )
+        return _traced("torchvision", target, resolution, cache, reparam)
     path = Path(spec)
+    if path.suffix in (".onnx", ".json") and reparam:
+        raise RooflineError(
+            f"--reparam does not apply to {spec}: reparameterize the model before exporting it"
+        )
     if path.suffix == ".onnx":
         if resolution is not None:
             raise RooflineError("--resolution does not apply to ONNX files: export the model at that size")
@@ -104,14 +130,17 @@ def _resolve(spec: str, resolution: int | None) -> Network:
             raise RooflineError("--resolution does not apply to IR files: trace the model at that size")
         return load_ir_file(path)
     network = zoo.load(spec)
-    if resolution is None or resolution == network.resolution:
-        return network
     source = zoo.ZOO_SOURCES[spec]
-    if not source.startswith("timm:"):
+    from_timm = source.startswith("timm:")
+    # The zoo stores the trained form; the built-in CIFAR models have no branches to fuse.
+    if (resolution is None or resolution == network.resolution) and not (reparam and from_timm):
+        return network
+    if not from_timm:
         raise RooflineError(f"{spec} is stored at {network.resolution}x{network.resolution} only")
     if importlib.util.find_spec("timm") is None:
+        why = "its deployed form (--reparam)" if reparam else "another resolution"
         raise RooflineError(
-            f"the zoo stores {spec} at {network.resolution}; another resolution re-traces it from timm: "
+            f"the zoo stores {spec} at {network.resolution} as trained; {why} re-traces it from timm: "
             "pip install 'roofline[torch]'"
         )
-    return _torch_frontend().from_timm(source.removeprefix("timm:"), resolution)
+    return _traced("timm", source.removeprefix("timm:"), resolution, cache, reparam)

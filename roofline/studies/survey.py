@@ -21,7 +21,7 @@ import numpy as np
 
 from roofline.analysis.batch import resolve_batch
 from roofline.analysis.fold import fold, fold_batch, largest_foldable
-from roofline.analysis.predict import Estimate, FusedNetwork, evaluate
+from roofline.analysis.predict import Estimate, evaluate, fused_for
 from roofline.analysis.target import Target
 from roofline.errors import RooflineError
 from roofline.model.ir import Network
@@ -218,7 +218,7 @@ def survey(
     for network in networks:
         if progress is not None:
             progress(network)
-        fused = FusedNetwork.of(network)
+        fused = fused_for(network, target)
         n = resolve_batch(batch, fused, target)
         estimate = evaluate(fused, target, n)
         folded = None

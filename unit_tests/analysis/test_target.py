@@ -20,7 +20,7 @@ def test_defaults_and_roofs():
     t = Target.of("v100")
     assert (t.gpu, t.dtype, t.peak, t.waves, t.tile) == (V100, "fp16", "datasheet", True, None)
     assert t.reference == V100.datasheet_roof("fp16")
-    assert t.roof.flops_s == pytest.approx(efficiency.COMPUTE * 125e12)
+    assert t.roof.flops_s == pytest.approx(efficiency.default_efficiency("volta").gemm_compute * 125e12)
     assert t.replace(peak="achievable").reference == t.roof
 
 

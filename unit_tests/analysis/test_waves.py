@@ -6,10 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roofline import RooflineError, evaluate, get_gpu
+from roofline.analysis.engines import get_engine
 from roofline.analysis.predict import FusedNetwork
 from roofline.analysis.staircase import staircase
 from roofline.analysis.target import Target
-from roofline.analysis.waves import decompose
+from roofline.analysis.waves import decompose, work_of
 from roofline.hardware import efficiency
 from roofline.hardware.tiles import Tile, gemm_tiles, parse_tile
 from roofline.model import zoo
@@ -60,9 +61,10 @@ def test_conv_decomposition_by_hand():
     assert w.tail_efficiency[0] == pytest.approx(392 / 400)
     assert w.idle_sm_fraction[0] == pytest.approx(1 - 72 / 80)
     flops = 64 * 2 * 256 * 196 * 256 * 9
-    compute_s = flops / (125e12 * efficiency.COMPUTE) / (392 / 400)
-    memory_s = 2 * (64 * 256 * 196 * 2 + 256 * 256 * 9) / (900e9 * efficiency.BANDWIDTH)
-    assert est.latency_s == pytest.approx(max(compute_s, memory_s) + efficiency.KERNEL_OVERHEAD_S)
+    volta, k = efficiency.default_efficiency("volta"), 256 * 9
+    compute_s = flops / (125e12 * volta.gemm_compute * k / (k + volta.k_fill_elems)) / (392 / 400)
+    memory_s = 2 * (64 * 256 * 196 * 2 + 256 * 256 * 9) / (900e9 * volta.bandwidth)
+    assert est.latency_s == pytest.approx(max(compute_s, memory_s) + get_engine("tensorrt").kernel_overhead_s)
 
 
 def test_tile_quantization_by_hand():
@@ -77,10 +79,17 @@ def test_flat_roofline_unchanged_without_waves():
     net = zoo.load("resnet50")
     flat = evaluate(net, Target(V100, "fp16", waves=False), 32)
     fused = FusedNetwork.of(net)
+    volta = efficiency.default_efficiency("volta")
+    k = np.array([max(work_of(kernel).k, 0) for kernel in fused.kernels], dtype=float)
+    fill = np.where(k > 0, k / (k + volta.k_fill_elems), 1.0)
+    # resnet50 has no grouped, depthwise or attention kernel, and its only unaligned channels are the stem's 3
+    pad = np.array([3 / 8 if work_of(kernel).channels == 3 else 1.0 for kernel in fused.kernels])
     roof_s = np.maximum(
-        fused.flops * 32 / (125e12 * efficiency.COMPUTE), fused.bytes(32, 2) / (900e9 * efficiency.BANDWIDTH)
+        fused.flops * 32 / (125e12 * volta.gemm_compute * fill * pad),
+        fused.bytes(32, 2) / (900e9 * volta.bandwidth),
     )
-    assert flat.latency_s == pytest.approx(float((roof_s + efficiency.KERNEL_OVERHEAD_S).sum()), rel=1e-12)
+    overhead_s = get_engine("tensorrt").kernel_overhead_s
+    assert flat.latency_s == pytest.approx(float((roof_s + overhead_s).sum()), rel=1e-12)
     assert flat.waves is None and "tile" not in flat.to_dict()["layers"][0]
     waved = evaluate(net, Target(V100, "fp16"), 32)
     assert waved.latency_s >= flat.latency_s

@@ -27,7 +27,7 @@ def test_calibration_overrides_the_achievable_roof(tmp_path):
     assert (roof.flops_s, roof.dram_bytes_s) == (1.0e14, 8.0e11)
     assert roof.source == "calibration: test"
     # A dtype the calibration did not measure falls back to the default efficiencies.
-    assert achievable_roof(gpu, "fp32", cal).source.startswith("datasheet x default")
+    assert achievable_roof(gpu, "fp32", cal).source.startswith("datasheet x volta efficiencies")
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,16 @@ module path of each op for the layer names.
 Dataflow is tracked by tensor identity. View ops (view, permute, slice ...)
 alias their base, so they cost nothing and a consumer reads exactly the
 view's elements. A tensor not derived from the input (a parameter, a buffer,
-a constant) is a weight.
+a constant) is a weight. An op that reads weights and constants only (swin
+v2's position-bias MLP, a relative-position table lookup) is no layer: it is
+counted, with its ``torch.utils.flop_counter`` FLOPs, in the network's
+``weight_only_ops`` and ``weight_only_flops`` (see ``ir.Network``).
 ATen ops are sorted into explicit tables (fvcore's ``_IGNORED_OPS`` idea):
 mapped to an IR layer, ignored as views/metadata, or unsupported, which
-become ``Unsupported`` layers and are counted by name in the network.
+become ``Unsupported`` layers and are counted by name in the network. Ops that
+only move data (a class token joined to the patch tokens, ``roll``, a
+token-mean pool) map to existing layers, so ``unsupported_ops`` lists only work
+the model cannot time.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 from torch.utils.module_tracker import ModuleTracker
 
 from roofline.errors import RooflineError
@@ -39,6 +46,8 @@ VIEW_OPS = {
     aten.flatten, aten.alias, aten.detach, aten.slice, aten.select, aten.narrow,
     aten.as_strided, aten.split, aten.split_with_sizes, aten.chunk, aten.unbind,
     aten.lift_fresh, aten.dropout, aten.feature_dropout,
+    # In-place metadata changes (ConvNeXt's head restrides its pooled tensor with as_strided_).
+    aten.as_strided_, aten.squeeze_, aten.unsqueeze_, aten.transpose_, aten.t_, aten.detach_,
 }  # fmt: skip
 
 #: Unary activations and their IR names.
@@ -59,10 +68,10 @@ ARITHMETIC_OPS = {
     aten.sub: "sub", aten.sub_: "sub", aten.div: "div", aten.div_: "div",
 }  # fmt: skip
 
-#: Ops that copy memory (layout changes, casts, padding).
+#: Ops that copy memory (layout changes, casts, padding, swin's cyclic shift).
 COPY_OPS = {
     aten.clone: "copy", aten._to_copy: "copy", aten.constant_pad_nd: "pad",
-    aten.reflection_pad2d: "pad", aten.replication_pad2d: "pad",
+    aten.reflection_pad2d: "pad", aten.replication_pad2d: "pad", aten.roll: "roll",
 }  # fmt: skip
 
 #: Tensor factories and metadata queries: no layer, their outputs are constants.
@@ -91,6 +100,8 @@ class _Tracer(TorchDispatchMode):
         self.alive: list[torch.Tensor] = []  # keep ids unique for the whole trace
         self.layers: list[ir.Layer] = []
         self.unsupported: Counter[str] = Counter()
+        self.weight_only: Counter[str] = Counter()
+        self.weight_only_flops = 0
         self.handlers: dict[Any, Callable] = {
             aten.convolution: self._conv,
             aten.addmm: self._addmm,
@@ -151,8 +162,12 @@ class _Tracer(TorchDispatchMode):
         out = func(*args, **kwargs)
         packet = func.overloadpacket
         activations = [a for a in _flat(args) if self.is_activation(a)]
-        if packet in IGNORED_OPS or not activations:
-            return out  # constants, and arithmetic on weights alone (e.g. weight standardization)
+        if packet in IGNORED_OPS:
+            return out
+        if not activations:
+            if packet not in VIEW_OPS and any(isinstance(a, torch.Tensor) for a in _flat(args)):
+                self._weight_only(packet, args, kwargs, out)
+            return out
         if packet in VIEW_OPS:
             base = self.names[id(activations[0])]
             for t in _flat(out):
@@ -172,6 +187,14 @@ class _Tracer(TorchDispatchMode):
         else:
             self._unsupported(str(packet).removeprefix("aten."), activations, out)
         return out
+
+    def _weight_only(self, packet, args, kwargs, out) -> None:
+        """Work on weights and constants alone: counted once, with the FLOPs
+        ``torch.utils.flop_counter`` gives it (its ``flop_registry``)."""
+        self.weight_only[str(packet).removeprefix("aten.")] += 1
+        formula = flop_registry.get(packet)
+        if formula is not None:
+            self.weight_only_flops += int(formula(*args, **kwargs, out_val=out))
 
     def _unsupported(self, target: str, inputs: list[torch.Tensor], out: Any) -> None:
         self.unsupported[target] += 1
@@ -213,7 +236,17 @@ class _Tracer(TorchDispatchMode):
             )  # fmt: skip
 
     def _bmm(self, packet, args, kwargs, out) -> None:
-        self.emit(ir.MatMul, "matmul", [a for a in args[:2] if self.is_activation(a)], out)
+        a, b = args[:2]
+        if self.is_activation(a):
+            self.emit(ir.MatMul, "matmul", [t for t in (a, b) if self.is_activation(t)], out)
+            return
+        # C @ x with C constant (an attention-pool head's learned query against the keys): MatMul
+        # takes K from its first input's last dim, so record it as (x^T C^T)^T, as _mm does W @ x.
+        self.emit(
+            ir.MatMul, "matmul", [b], out,
+            input_shapes=(tuple(b.transpose(-2, -1).shape),),
+            output_shape=tuple(out.transpose(-2, -1).shape),
+        )  # fmt: skip
 
     def _batch_norm(self, packet, args, kwargs, out) -> None:
         x, weight = args[0], args[1]
@@ -254,12 +287,19 @@ class _Tracer(TorchDispatchMode):
         self._window_pool(mode, args[0], out, "pool")
 
     def _mean(self, packet, args, kwargs, out) -> None:
-        x, dims = args[0], args[1] if len(args) > 1 else None
-        spatial = {d % x.dim() for d in (dims or ())}
-        if x.dim() >= 3 and spatial == set(range(2, x.dim())):
+        x = args[0]
+        dims = args[1] if len(args) > 1 else kwargs.get("dim")
+        reduced = sorted({d % x.dim() for d in dims} if dims else range(x.dim()))
+        if x.dim() >= 3 and reduced == list(range(2, x.dim())):
             self._window_pool("avg", x, out, "mean")
+        elif reduced and 0 not in reduced:
+            # Any other mean that keeps the batch (swin's channels-last (N, H, W, C) -> (N, C) head,
+            # a ViT's token mean) is a global average pool over the reduced dims: one read-and-add
+            # per input element, the Pool layer's work whatever the axes are.
+            kernel = tuple(x.shape[d] for d in reduced)
+            self.emit(ir.Pool, "mean", [x], out, mode="avg", kernel=kernel, stride=kernel, kind="global")
         else:
-            self._unsupported("mean(non-spatial)", [x], out)
+            self._unsupported("mean(batch)", [x], out)  # mixes samples: batch scaling would be wrong
 
     def _window_pool(self, mode: str, x: torch.Tensor, out: torch.Tensor, suffix: str) -> None:
         in_sp, out_sp = tuple(x.shape[2:]), tuple(out.shape[2:]) or (1,) * (x.dim() - 2)
@@ -270,8 +310,14 @@ class _Tracer(TorchDispatchMode):
     def _cat(self, packet, args, kwargs, out) -> None:
         tensors = list(args[0])
         dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
-        if not all(self.is_activation(t) for t in tensors):
-            self._unsupported("cat(constant)", [t for t in tensors if self.is_activation(t)], out)
+        inputs = [t for t in tensors if self.is_activation(t)]
+        if len(inputs) < len(tensors):
+            # A constant joined to activations (a ViT's class token before its patch tokens) is a copy
+            # of the activations with the constant's elements written beside them: an elementwise copy
+            # reading the constants as weights. Not a Concat, whose inputs sum to its output (and whose
+            # channel widths ``roofline.model.channels`` adds up).
+            weights = tuple(tuple(t.shape) for t in tensors if not self.is_activation(t) and t.numel())
+            self.emit(ir.Elementwise, "cat", inputs, out, fn="cat", weights=weights)
             return
         self.emit(ir.Concat, "cat", tensors, out, axis=dim % out.dim())
 
@@ -300,9 +346,21 @@ def _flat(value: Any) -> list[Any]:
 
 
 def _meta_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Meta stand-ins for the parameters and buffers, none requiring grad.
+
+    ``ModuleTracker``'s pre-forward hook registers a grad hook on every input
+    tensor that requires grad; a parameter passed straight into a submodule
+    (CaiT's class token, PiT's, an attention-pool head's query) is such an
+    input, and under ``no_grad`` the hook fails ("Expected gradient function
+    to be set", ``torch/autograd/graph.py``). Detached copies are what
+    ``module.requires_grad_(False)`` would give, without touching the module.
+    """
     state = dict(module.named_parameters(remove_duplicate=False))
     state.update(module.named_buffers(remove_duplicate=False))
-    return {k: v if v.device.type == "meta" else torch.empty_like(v, device="meta") for k, v in state.items()}
+    return {
+        k: v.detach() if v.device.type == "meta" else torch.empty_like(v, device="meta")
+        for k, v in state.items()
+    }
 
 
 def trace_module(
@@ -341,6 +399,8 @@ def trace_module(
         outputs=outputs,
         layers=tuple(tracer.layers),
         unsupported_ops=dict(tracer.unsupported),
+        weight_only_ops=dict(tracer.weight_only),
+        weight_only_flops=tracer.weight_only_flops,
     )
 
 
@@ -403,13 +463,39 @@ def torchvision_model(name: str, resolution: int | None = None) -> tuple[torch.n
     return model, (1, 3, size, size)
 
 
-def from_timm(name: str, resolution: int | None = None) -> ir.Network:
+def reparameterized(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` in its deployed form: a copy with every reparameterisable block fused.
+
+    RepVGG's parallel 3x3/1x1/identity branches become one 3x3 conv, MobileOne's
+    and FastViT's over-parameterised branches likewise (Ding et al., "RepVGG",
+    CVPR 2021, section 3.3; Vasu et al., "MobileOne", CVPR 2023, section 3), by
+    timm's own ``timm.utils.model.reparameterize_model``, the function timm
+    points to for inference. The blocks build their fused convs with plain
+    constructors, so the copy is fused under ``torch.device("meta")``: the new
+    convs land on meta with the rest, and only shapes are computed.
+    """
+    try:
+        from timm.utils.model import reparameterize_model
+    except ImportError:
+        raise RooflineError(
+            "--reparam needs timm.utils.model.reparameterize_model (timm 0.9 or later): pip install -U timm"
+        ) from None
+    with torch.device("meta"):
+        return reparameterize_model(model)
+
+
+def from_timm(name: str, resolution: int | None = None, reparam: bool = False) -> ir.Network:
+    """timm model ``name`` traced at ``resolution`` (default: its own); ``reparam``: in deployed form."""
     import timm
 
     model, shape = timm_model(name, resolution)
+    deployed = ""
+    if reparam:
+        model = reparameterized(model)
+        deployed = ", reparameterized by timm.utils.model.reparameterize_model"
     return trace_module(
         model, shape, name=name, resolution=shape[-1],
-        source=f"timm:{name} (timm {timm.__version__}, {_versions()})",
+        source=f"timm:{name} (timm {timm.__version__}, {_versions()}{deployed})",
     )  # fmt: skip
 
 
