@@ -86,8 +86,12 @@ class Target:
 
     @cached_property
     def kernel_efficiency(self) -> KernelEfficiency:
-        """The efficiency terms kernels are timed with: the field, or the generation's defaults."""
-        return self.efficiency or efficiency_for(self.gpu)
+        """The efficiency terms kernels are timed with: the field, or the generation's defaults with the
+        calibration's measured terms."""
+        if self.efficiency is not None:
+            return self.efficiency
+        measured = self.calibration.kernel_efficiency if self.calibration is not None else {}
+        return efficiency_for(self.gpu).replace(**measured)
 
     @cached_property
     def reference(self) -> Roof:

@@ -14,6 +14,8 @@
     roofline gpus [--json]
     roofline zoo [--json]
     roofline perf-compare BASELINE.json RESULTS.json [--json] [--floor F] [--k K] [--alpha A]
+    roofline validate MEASURED [MEASURED ...] [--gpu G] [--engine E] [--dtype D] [--models REGEX]
+                      [--limit N] [--plot FILE] [--json]
 
 Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
 memory (``roofline.analysis.batch``). Bad input prints one line, ``roofline: error: ...``, and exits
@@ -46,14 +48,21 @@ from roofline.errors import RooflineError
 from roofline.perf import gate
 
 if TYPE_CHECKING:
+    import os
+
     from roofline.analysis.latency_table import LatencyTable
     from roofline.model.ir import Network
+    from roofline.perf.results import PerfResults
 
 DEFAULT_BATCH = 256
 #: roofline.analysis.widths.MODES, spelled out so that parsing does not import the width search.
 WIDTH_MODES = ("latency", "accuracy")
+#: roofline.studies.learned.training.TARGETS, spelled out so that parsing does not import scikit-learn.
+LEARN_TARGETS = ("flop_utilization", "time_utilization")
 #: More models than this get a progress bar (when stderr is a terminal).
 PROGRESS_OVER = 3
+#: validate --limit: more rows than any public table holds (timm's have about 1600).
+MAX_VALIDATE_ROWS = 1 << 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,6 +74,11 @@ class _Parser(argparse.ArgumentParser):
 def _add_gpu_dtype(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--gpu", default="v100", help="GPU key or alias (default v100; see `roofline gpus`)")
     cmd.add_argument("--dtype", default="fp16", choices=list(DTYPE_BYTES), help="datatype (default fp16)")
+    cmd.add_argument(
+        "--engine", default="tensorrt", metavar="E",
+        help="execution engine whose kernels, accumulator and launch costs to model: tensorrt (default), "
+        "torch, torch-compile or onnxruntime (see `roofline engines`)",
+    )  # fmt: skip
 
 
 def _add_target(cmd: argparse.ArgumentParser, batch: int | None) -> None:
@@ -117,6 +131,34 @@ def _add_space_target(cmd: argparse.ArgumentParser, batch: int) -> None:
     cmd.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _add_model_options(cmd: argparse.ArgumentParser) -> None:
+    """How a command that resolves models gets them (``_resolve``)."""
+    cmd.add_argument(
+        "--no-cache", action="store_true",
+        help="trace timm:/torchvision: models afresh, neither reading nor writing the IR cache "
+        "($ROOFLINE_CACHE_DIR, else $XDG_CACHE_HOME/roofline/ir or ~/.cache/roofline/ir)",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--reparam", action="store_true",
+        help="timm models in their deployed form: RepVGG, MobileOne, FastViT branches fused "
+        "(timm.utils.model.reparameterize_model)",
+    )  # fmt: skip
+
+
+def _add_learned(cmd: argparse.ArgumentParser) -> None:
+    """The learned predictor beside the analytic one (``roofline.studies.learned``)."""
+    cmd.add_argument(
+        "--learned", action="store_true",
+        help="also predict utilization and throughput with the learned model (a random forest trained on "
+        "public measurements at first use, cached), with its spread across trees",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--learned-model", type=options.path, metavar="FILE",
+        help="the features table `roofline learn --out` wrote, instead of the shipped one "
+        "(implies --learned)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="roofline", description="Analytic GPU roofline model for CNNs.")
     parser.add_argument("--version", action="version", version=f"roofline {__version__}")
@@ -142,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-table", type=options.path, metavar="FILE",
         help="sum per-layer latencies from FILE: measured entries override the model",
     )  # fmt: skip
+    _add_learned(analyze)
 
     stairs = sub.add_parser("staircase", help="one layer's latency and utilization as its width varies")
     stairs.add_argument("model", metavar="MODEL", help="as for analyze")
@@ -226,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="write survey.csv/json, figures (PNG+SVG) and summary.md here",
     )
     surv.add_argument("--force", action="store_true", help="replace an existing --out directory whole")
+    _add_learned(surv)
 
     nats_cmd = sub.add_parser(
         "nats-sweep", help="all 32768 networks of the NATS-Bench size space, and frontiers"
@@ -291,7 +335,80 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     compare.add_argument("--json", action="store_true", help="print JSON")
 
-    for name, text in (("gpus", "list the GPU database"), ("zoo", "list the embedded models")):
+    val = sub.add_parser(
+        "validate", help="compare predicted with measured throughput (timm benchmark CSVs, suite results)",
+        epilog="Each file's GPU and engine come from the file (timm CSVs: from the name, e.g. "
+        "...-4090-dynamo is an RTX 4090 under torch.compile) unless --gpu/--engine say otherwise. Rows "
+        "that cannot be read and models that cannot be resolved are listed, not fatal.",
+    )  # fmt: skip
+    val.add_argument(
+        "measured", nargs="+", metavar="MEASURED",
+        help="a timm benchmark.py CSV, a results JSON from `nox -s perf`, or the file name of a table "
+        "shipped in roofline/data/measured/",
+    )  # fmt: skip
+    val.add_argument(
+        "--gpu", help="GPU key or alias for every file (default: the one each file names; `roofline gpus`)"
+    )
+    val.add_argument(
+        "--engine", metavar="E",
+        help="engine for every file (default: the one each file names; see `roofline engines`)",
+    )  # fmt: skip
+    val.add_argument(
+        "--dtype", choices=list(DTYPE_BYTES),
+        help="datatype (default: the file's, else fp16: timm's tables are AMP float16)",
+    )  # fmt: skip
+    val.add_argument("--models", metavar="REGEX", help="only the models whose name REGEX matches (re.search)")
+    val.add_argument(
+        "--limit", type=options.integer(1, MAX_VALIDATE_ROWS, "50"), metavar="N",
+        help="only the first N rows of each file (after --models)",
+    )  # fmt: skip
+    val.add_argument(
+        "--plot", type=options.path, metavar="FILE",
+        help="log-log scatter of predicted against measured throughput (.png or .svg)",
+    )  # fmt: skip
+    val.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_options(val)
+
+    learn = sub.add_parser(
+        "learn", help="train the learned utilization predictor on measurements (features table + forest)",
+        epilog="Each measured file's GPU and engine come from the file, as for validate. The features table "
+        "(one row per measurement) is the model file: the forest is retrained from it, in seconds, with a "
+        "fixed random_state. Models that cannot be resolved are listed, not fatal.",
+    )  # fmt: skip
+    learn.add_argument(
+        "data", nargs="+", metavar="DATA",
+        help="a timm benchmark.py CSV, a results JSON from `nox -s perf`, a features table an earlier "
+        "`roofline learn --out` wrote, or the file name of a table shipped in roofline/data/measured/",
+    )  # fmt: skip
+    learn.add_argument(
+        "--out", type=options.path, metavar="FILE.csv",
+        help="write the features table, which --learned-model reads",
+    )  # fmt: skip
+    learn.add_argument("--gpu", help="GPU key or alias for every measured file (default: the one each names)")
+    learn.add_argument("--engine", metavar="E", help="engine for every measured file (default: each file's)")
+    learn.add_argument(
+        "--target", choices=LEARN_TARGETS, default=LEARN_TARGETS[0],
+        help="FLOP utilization (throughput x FLOPs / peak; default) or nvidia-smi's time utilization "
+        "(results files whose telemetry recorded it)",
+    )  # fmt: skip
+    learn.add_argument(
+        "--compare", action="store_true",
+        help="also score the study's seven features, the analytic prediction and the hybrid on a family "
+        "split and a held-out GPU (grid searches: minutes)",
+    )  # fmt: skip
+    learn.add_argument(
+        "--held-out-gpu", metavar="GPU",
+        help="the GPU --compare holds out (default: the one with fewest rows)",
+    )  # fmt: skip
+    learn.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_options(learn)
+
+    for cmd in (analyze, stairs, opt, table, sweep, fold_cmd, surv):
+        _add_model_options(cmd)
+    listings = (
+        ("gpus", "list the GPU database"), ("engines", "list the execution engines"), ("zoo", "list the embedded models"),
+    )  # fmt: skip
+    for name, text in listings:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--json", action="store_true", help="print JSON")
     return parser
@@ -302,17 +419,26 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, indent=1, allow_nan=False))
 
 
-def _networks(specs: list[str], resolution: int | None) -> Iterator[Network]:
-    """Resolve each spec in turn, once each, with a progress bar on stderr when there are more than a few."""
+def _resolve(spec: str, args: argparse.Namespace) -> Network:
+    """``spec`` at the command's --resolution, through the IR cache unless --no-cache, deployed with
+    --reparam: every command resolves its models here."""
     from roofline.model.resolve import resolve
 
+    return resolve(
+        spec, getattr(args, "resolution", None), cache=not getattr(args, "no_cache", False),
+        reparam=getattr(args, "reparam", False),
+    )  # fmt: skip
+
+
+def _networks(specs: list[str], args: argparse.Namespace) -> Iterator[Network]:
+    """Resolve each spec in turn, once each, with a progress bar on stderr when there are more than a few."""
     specs = _unique(specs)
     bar = tqdm(
         specs, desc="models", unit="model", file=sys.stderr, disable=len(specs) <= PROGRESS_OVER or None
     )
     for spec in bar:
         bar.set_postfix_str(spec, refresh=False)
-        yield resolve(spec, resolution)
+        yield _resolve(spec, args)
 
 
 def _unique(specs: list[str]) -> list[str]:
@@ -328,7 +454,7 @@ def _unique(specs: list[str]) -> list[str]:
 
 
 #: Target fields that some commands take as options; a command without one gets the Target default.
-TARGET_OPTIONS = ("peak", "waves", "tile", "blocks_per_sm")
+TARGET_OPTIONS = ("engine", "peak", "waves", "tile", "blocks_per_sm")
 
 
 def target_from_args(args: argparse.Namespace) -> Target:
@@ -346,15 +472,14 @@ def target_from_args(args: argparse.Namespace) -> Target:
 
 def _staircase(args: argparse.Namespace) -> None:
     from roofline.analysis.batch import resolve_batch
-    from roofline.analysis.predict import FusedNetwork
+    from roofline.analysis.predict import fused_for
     from roofline.analysis.staircase import staircase
     from roofline.cli import plots
-    from roofline.model.resolve import resolve
 
     target = target_from_args(args)
     if args.plot:
         plots.check_path(args.plot)
-    fused = FusedNetwork.of(resolve(args.model, args.resolution))
+    fused = fused_for(_resolve(args.model, args), target)
     batch = resolve_batch(args.batch, fused, target)
     stairs = staircase(fused, args.layer, target, batch, args.widths)
     if args.plot:
@@ -378,16 +503,15 @@ def _staircase(args: argparse.Namespace) -> None:
 
 def _optimize_widths(args: argparse.Namespace) -> None:
     from roofline.analysis.batch import resolve_batch
-    from roofline.analysis.predict import FusedNetwork
+    from roofline.analysis.predict import fused_for
     from roofline.analysis.widths import adjust_widths
     from roofline.model import zoo
-    from roofline.model.resolve import resolve
 
     target = target_from_args(args)
     if args.out:
         files.check_parent(args.out)
-    network = resolve(args.model, args.resolution)
-    batch = resolve_batch(args.batch, FusedNetwork.of(network), target)
+    network = _resolve(args.model, args)
+    batch = resolve_batch(args.batch, fused_for(network, target), target)
     result = adjust_widths(network, target, batch, mode=args.mode, tau=args.tau, delta=args.delta)
     if args.out:
         # Its own name, as fold's "-fold4": reports of the written file must not pass for the original.
@@ -404,8 +528,7 @@ def _optimize_widths(args: argparse.Namespace) -> None:
 def _latency_table(args: argparse.Namespace) -> None:
     from roofline.analysis import latency_table
     from roofline.analysis.batch import resolve_batch
-    from roofline.analysis.predict import FusedNetwork, evaluate
-    from roofline.model.resolve import resolve
+    from roofline.analysis.predict import evaluate, fused_for
 
     target = target_from_args(args)
     files.check_parent(args.out)
@@ -419,7 +542,7 @@ def _latency_table(args: argparse.Namespace) -> None:
     latency_table.merge(predicted, *merged, names=names)
     tables = []
     for spec in _unique(args.models):
-        fused = FusedNetwork.of(resolve(spec, args.resolution))
+        fused = fused_for(_resolve(spec, args), target)
         estimate = evaluate(fused, target, resolve_batch(args.batch, fused, target))
         tables.append(latency_table.predicted_table(estimate, backend=backend))
     table = latency_table.merge(*tables, *merged)
@@ -435,7 +558,7 @@ def _latency_table(args: argparse.Namespace) -> None:
 def _analyze(args: argparse.Namespace) -> None:
     from roofline.analysis import latency_table
     from roofline.analysis.batch import resolve_batch
-    from roofline.analysis.predict import FusedNetwork, evaluate
+    from roofline.analysis.predict import evaluate, fused_for
     from roofline.model import zoo
 
     specs = list(args.models) + (zoo.zoo_names() if args.zoo else [])
@@ -443,15 +566,19 @@ def _analyze(args: argparse.Namespace) -> None:
         raise RooflineError("name at least one MODEL, or pass --zoo for the whole embedded zoo")
     target = target_from_args(args)
     table = latency_table.load(args.latency_table) if args.latency_table else None
+    model = _learned_model(args)  # before any model is traced: a bad file fails first
     estimates = []
-    for network in _networks(specs, args.resolution):
-        fused = FusedNetwork.of(network)
+    for network in _networks(specs, args):
+        fused = fused_for(network, target)
         estimates.append(evaluate(fused, target, resolve_batch(args.batch, fused, target)))
     from_table = [latency_table.network_latency(e, table) for e in estimates] if table else []
+    learned = _learned(model, estimates)
     if args.json:
         out = [e.to_dict(layers=not args.summary) for e in estimates]
         for entry, t in zip(out, from_table, strict=False):
             entry["latency_table"] = t.to_dict()
+        for entry, guess in zip(out, learned, strict=False):
+            entry["learned"] = guess.to_dict()
         _print_json(out)
         return
     for e, t in zip(estimates, from_table, strict=False):
@@ -468,17 +595,37 @@ def _analyze(args: argparse.Namespace) -> None:
         }
         for name, ops in unsupported.items():
             print(f"{name}: unsupported ops (bytes counted, no FLOPs): {ops}")
+        if learned:
+            print(f"\n{report.learned_report(learned)}")
         return
     print("\n\n".join(report.network_report(e) for e in estimates))
+    if learned:
+        print(f"\n{report.learned_report(learned)}")
+
+
+def _learned_model(args: argparse.Namespace):
+    """The learned model ``--learned``/``--learned-model`` ask for, else None (trained at first use)."""
+    if not (args.learned or args.learned_model):
+        return None
+    from roofline.studies.learned.training import load_model
+
+    return load_model(args.learned_model)
+
+
+def _learned(model, estimates: list) -> list:
+    if model is None:
+        return []
+    from roofline.studies.learned.training import predict_estimates
+
+    return predict_estimates(model, estimates)
 
 
 def _batch_sweep(args: argparse.Namespace) -> None:
     from roofline.analysis.batch import batch_sweep
-    from roofline.analysis.predict import FusedNetwork
-    from roofline.model.resolve import resolve
+    from roofline.analysis.predict import fused_for
 
     target = target_from_args(args)
-    result = batch_sweep(FusedNetwork.of(resolve(args.model, args.resolution)), target)
+    result = batch_sweep(fused_for(_resolve(args.model, args), target), target)
     if args.json:
         _print_json(result.to_dict(layers=args.layers))
         return
@@ -488,15 +635,14 @@ def _batch_sweep(args: argparse.Namespace) -> None:
 def _fold(args: argparse.Namespace) -> None:
     from roofline.analysis.batch import resolve_batch
     from roofline.analysis.fold import fold, fold_batch, largest_foldable
-    from roofline.analysis.predict import FusedNetwork, evaluate
+    from roofline.analysis.predict import evaluate, fused_for
     from roofline.model import zoo
-    from roofline.model.resolve import resolve
 
     target = target_from_args(args)
     if args.out:
         files.check_parent(args.out)
-    network = resolve(args.model, args.resolution)
-    fused = FusedNetwork.of(network)
+    network = _resolve(args.model, args)
+    fused = fused_for(network, target)
     batch = resolve_batch(args.batch, fused, target)
     if args.batch == "max":
         batch = largest_foldable(batch, args.factor)
@@ -526,19 +672,24 @@ def _survey(args: argparse.Namespace) -> None:
         raise RooflineError("--force replaces an --out directory; drop it or add --out DIR")
     if args.out:
         survey_outputs.check_out_dir(args.out, replace=args.force)
+    model = _learned_model(args)
     specs = args.models or zoo.zoo_names()
-    result = survey(
-        _networks(specs, args.resolution), target, args.batch, fold_factor=args.fold, accuracies=accuracies
-    )
+    result = survey(_networks(specs, args), target, args.batch, fold_factor=args.fold, accuracies=accuracies)
+    learned = _learned(model, [e.estimate for e in result.entries])
     if result.unmatched_accuracies:  # a CSV often covers more models than one survey: a warning, not an error
         unused = ", ".join(result.unmatched_accuracies)
         print(f"roofline: warning: {args.accuracy} has models this survey does not, their accuracies are "
               f"unused: {unused}", file=sys.stderr)  # fmt: skip
     written = survey_outputs.write_outputs(result, args.out, replace=args.force) if args.out else []
     if args.json:
-        _print_json(result.to_dict())
+        out = result.to_dict()
+        for row, guess in zip(out["models"], learned, strict=False):
+            row["learned"] = guess.to_dict()
+        _print_json(out)
         return
     print(report.survey_table(result))
+    if learned:
+        print(f"\n{report.headroom_report(learned)}")
     for path in written:
         print(f"wrote {path}")
 
@@ -624,6 +775,151 @@ def _perf_compare(args: argparse.Namespace) -> int:
     return gate.exit_code(verdicts)
 
 
+def _validate(args: argparse.Namespace) -> None:
+    import re
+    from pathlib import Path
+
+    from roofline.analysis.engines import get_engine
+    from roofline.cli import plots
+    from roofline.hardware.gpus import get_gpu
+    from roofline.perf.measured import packaged_tables, read_measured
+    from roofline.studies.validate import resolve_measured, validate
+
+    if args.gpu is not None:
+        get_gpu(args.gpu)  # a bad --gpu or --engine fails before any file is read
+    if args.engine is not None:
+        get_engine(args.engine)
+    try:
+        pattern = re.compile(args.models) if args.models is not None else None
+    except re.error as exc:
+        raise RooflineError(f"--models {args.models!r} is not a regular expression ({exc})") from None
+    if args.plot:
+        plots.check_path(args.plot)
+    shipped = packaged_tables()
+    tables = []
+    for name in _unique(args.measured):
+        # A bare file name of a shipped table reads the packaged copy (unless such a file is here).
+        path = shipped[name] if name in shipped and not Path(name).exists() else name
+        tables.append(read_measured(path).select(pattern, args.limit))
+
+    def target_for(gpu: str | None, engine: str | None, dtype: str | None) -> Target:
+        gpu, engine = args.gpu or gpu, args.engine or engine
+        if gpu is None or engine is None:  # validate prefixes the file's name
+            what = "GPU" if gpu is None else "engine"
+            raise RooflineError(f"the file does not name its {what}; pass --{what.lower()}")
+        return Target.of(gpu, args.dtype or dtype or "fp16", engine=engine)
+
+    def progress(keys):
+        bar = tqdm(keys, desc="models", unit="model", file=sys.stderr,
+                   disable=args.json or len(keys) <= PROGRESS_OVER or None)  # fmt: skip
+        for key in bar:
+            bar.set_postfix_str(f"{key[0]}@{key[1]}", refresh=False)
+            yield key
+
+    def resolve_model(model: str, resolution: int) -> Network:
+        return resolve_measured(model, resolution, cache=not args.no_cache, reparam=args.reparam)
+
+    result = validate(tables, target_for, resolve_model, progress)
+    if args.plot:
+        plots.validation_plot(result, args.plot)
+    if args.json:
+        _print_json(result.to_dict())
+        return
+    print(report.validation_report(result))
+    if args.plot:
+        print(f"wrote {args.plot}")
+
+
+def _learn(args: argparse.Namespace) -> None:
+    import time
+    from pathlib import Path
+
+    from roofline.analysis.engines import get_engine
+    from roofline.hardware.gpus import get_gpu
+    from roofline.perf.measured import packaged_tables, read_measured
+    from roofline.perf.results import load_results
+    from roofline.studies.learned import features, training
+    from roofline.studies.validate import resolve_measured
+
+    gpu = get_gpu(args.gpu).key if args.gpu is not None else None  # bad options fail before any file is read
+    engine = get_engine(args.engine).key if args.engine is not None else None
+    if args.held_out_gpu is not None:
+        args.held_out_gpu = get_gpu(args.held_out_gpu).key
+    if args.out:
+        files.check_parent(args.out)
+    shipped = packaged_tables()
+    tables, samples = [], []
+    for name in _unique(args.data):
+        path = shipped[name] if name in shipped and not Path(name).exists() else Path(name)
+        first = _first_line(path)
+        if features.is_features_header(first):
+            tables.append(features.read_table(path))
+            continue
+        measured = read_measured(path)
+        found = features.samples_of(measured, gpu, engine)
+        if first.lstrip().startswith("{"):  # a results file: nvidia-smi's busy share, where recorded
+            busy = _busy_fractions(load_results(path, "results file"))
+            found = [
+                dataclasses.replace(s, time_utilization=busy.get(row.source.rpartition(":benchmarks.")[2]))
+                for s, row in zip(found, measured.rows, strict=True)
+            ]
+        samples += found
+
+    def network_of(model: str, resolution: int | None) -> Network:
+        return resolve_measured(model, resolution, cache=not args.no_cache, reparam=args.reparam)
+
+    bar = tqdm(total=len({(s.model, s.resolution) for s in samples}), desc="models", unit="model",
+               file=sys.stderr, disable=args.json or None)  # fmt: skip
+    built, skipped = features.build_table(samples, network_of, progress=lambda m: bar.update())
+    bar.close()
+    table = features.FeatureTable.concat([built, *tables]) if tables else built
+    if len(table) == 0:
+        raise RooflineError("no usable measurement: every model failed to resolve (see the notes above)")
+    if args.out:
+        files.write_text(args.out, table.to_csv())
+    start = time.perf_counter()
+    model = training.train(table, args.target, source=str(args.out or "this run"))
+    training_s = time.perf_counter() - start
+    comparison = None
+    if args.compare:
+        say = None if args.json else (lambda what: print(f"roofline: comparing: {what}", file=sys.stderr))
+        comparison = training.compare(table, args.target, args.held_out_gpu, progress=say)
+    summary = {
+        "out": args.out, "rows": len(table), "families": model.families, "gpus": list(model.gpus),
+        "engines": list(model.engines), "target": args.target, "training_s": training_s,
+        "skipped": [{"model": s.model, "resolution": s.resolution, "source": s.source, "reason": why}
+                    for s, why in skipped],
+    }  # fmt: skip
+    if comparison is not None:
+        summary["comparison"] = comparison.to_dict()
+    if args.json:
+        _print_json(summary)
+        return
+    print(report.learn_report(summary, model, comparison))
+
+
+def _first_line(path: str | os.PathLike[str]) -> str:
+    """The first line of ``path``, to tell a features table from a measured table or a results file."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return f.readline()
+    except FileNotFoundError:
+        raise RooflineError(f"{path} does not exist; check the path") from None
+    except OSError as exc:
+        raise RooflineError(f"cannot read {path} ({exc.strerror}); check the path and permissions") from None
+
+
+def _busy_fractions(results: PerfResults) -> dict[str, float]:
+    """Benchmark id -> nvidia-smi's mean GPU busy share (0-1) where the suite's telemetry recorded it."""
+    out = {}
+    for key, bench in results.benchmarks.items():
+        telemetry = bench.extra.get("telemetry")
+        pct = telemetry.get("gpu_util_pct_mean") if isinstance(telemetry, dict) else None
+        if isinstance(pct, (int, float)) and not isinstance(pct, bool) and 0 < pct <= 100:
+            out[key] = pct / 100
+    return out
+
+
 def _gpus(args: argparse.Namespace) -> None:
     from roofline.hardware.gpus import all_gpus
 
@@ -635,7 +931,9 @@ def _gpus(args: argparse.Namespace) -> None:
                 "compute_capability": g.compute_capability, "sms": g.sms,
                 "boost_clock_mhz": g.boost_clock_mhz, "dram_bandwidth_bytes_s": g.dram_bandwidth_bytes_s,
                 "memory_bytes": g.memory_bytes, "l2_bytes": g.l2_bytes,
-                "peak_flops_s": dict(g.peak_flops_s), "sm_limits": dataclasses.asdict(g.sm_limits),
+                "peak_flops_s": dict(g.peak_flops_s),
+                "peak_flops_s_fp32_accumulate": dict(g.peak_flops_s_fp32_accumulate),
+                "sm_limits": dataclasses.asdict(g.sm_limits),
                 "sources": dict(g.sources),
             }
             for g in gpus
@@ -643,6 +941,19 @@ def _gpus(args: argparse.Namespace) -> None:
         _print_json(out)
     else:
         print(report.gpu_table(gpus))
+
+
+def _engines(args: argparse.Namespace) -> None:
+    from roofline.analysis.engines import engine_keys, get_engine
+
+    engines = [get_engine(key) for key in engine_keys()]
+    if args.json:
+        _print_json([
+            {**e.to_dict(), "aliases": list(e.aliases), "fusion": dataclasses.asdict(e.fusion), "sources": dict(e.sources)}
+            for e in engines
+        ])  # fmt: skip
+    else:
+        print(report.engine_table(engines))
 
 
 def _zoo(args: argparse.Namespace) -> None:
@@ -671,8 +982,11 @@ COMMANDS = {
     "nats-sweep": _nats_sweep,
     "gpunet": _gpunet,
     "gpus": _gpus,
+    "engines": _engines,
     "zoo": _zoo,
     "perf-compare": _perf_compare,
+    "validate": _validate,
+    "learn": _learn,
 }
 
 

@@ -15,6 +15,7 @@ from roofline.files import check_parent, replacing
 
 if TYPE_CHECKING:
     from roofline.studies.survey import Survey
+    from roofline.studies.validate import Validation
 
 FORMATS = (".png", ".svg")
 
@@ -435,3 +436,63 @@ def survey_figures(survey: Survey) -> dict[str, Callable[[Sequence[Path]], None]
     """File stem -> function writing that figure to paths (one per format), for every figure the survey
     has data for."""
     return {stem: partial(_save_checked, draw) for stem, draw in survey_drawings(survey).items()}
+
+
+#: validate's band: the "within 15%" of ``roofline.studies.validate``.
+VALIDATION_BAND = 0.15
+_TABLE_MARKERS = "os^Dvp*"
+
+
+def validation_plot(validation: Validation, path: str | Path) -> None:
+    """Predicted against measured throughput, log-log: y = x, the +/-15% band, CNNs and transformers apart."""
+    _save([check_path(path)], _validation_drawing(validation))
+
+
+def _validation_drawing(validation: Validation) -> Callable[[Any], None]:
+    from roofline.studies.validate import KINDS
+
+    def draw(fig: Any) -> None:
+        ax = fig.add_subplot()
+        rows = validation.rows
+        several = len(validation.tables) > 1
+        for t, table in enumerate(validation.tables):
+            marker = _TABLE_MARKERS[t % len(_TABLE_MARKERS)] if several else "o"
+            for c, kind in enumerate(KINDS):
+                mine = [r for r in table.rows if r.kind == kind]
+                if not mine:
+                    continue
+                label = f"{kind} ({len(mine)})"
+                if several:  # numbered in the order of the command line and the text report
+                    label = f"{t + 1}: {table.gpu}, {table.engine}, {label}"
+                measured, predicted = [r.measured_img_s for r in mine], [r.predicted_img_s for r in mine]
+                ax.scatter(measured, predicted, s=10, marker=marker, color=f"C{c}", alpha=0.6, linewidths=0,
+                           zorder=3, label=label)  # fmt: skip
+        if rows:
+            values = [v for r in rows for v in (r.measured_img_s, r.predicted_img_s)]
+            x = np.geomspace(min(values) / 1.5, max(values) * 1.5, 50)
+        else:
+            x = np.geomspace(1, 1e5, 50)
+            ax.text(0.5, 0.5, "no rows predicted", transform=ax.transAxes, ha="center", va="center")
+        ax.fill_between(x, x * (1 - VALIDATION_BAND), x * (1 + VALIDATION_BAND), color="0.85", zorder=1,
+                        label=f"within {VALIDATION_BAND:.0%}")  # fmt: skip
+        ax.plot(x, x, color="0.3", linewidth=0.9, zorder=2, label="predicted = measured")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(x[0], x[-1])
+        ax.set_ylim(x[0], x[-1])
+        ax.set_aspect("equal", adjustable="box")
+        ax.xaxis.set_minor_formatter(_no_labels())  # a narrow decade's minor labels run into each other
+        ax.yaxis.set_minor_formatter(_no_labels())
+        ax.set_xlabel("measured throughput (images/s)")
+        ax.set_ylabel("predicted throughput (images/s)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+        overall = validation.overall()["all"]
+        title = "Predicted vs measured"
+        if len(validation.tables) == 1 and validation.tables[0].gpu:
+            t = validation.tables[0]
+            title += f": {t.gpu_name}, {t.engine}, {t.dtype}"
+        if overall.n:
+            title += f" (n = {overall.n}, MdAPE {overall.mdape:.1%}, within 15% {overall.within_15:.0%})"
+        ax.set_title(title, fontsize="medium")
+
+    return draw

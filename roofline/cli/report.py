@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: every command imports just the analysis i
     from roofline.analysis.widths import Adjustment
     from roofline.hardware.gpus import GPU
     from roofline.model.ir import Network
+    from roofline.studies.learned.training import Comparison, Learned, LearnedModel
     from roofline.studies.survey import Survey
     from roofline.studies.validate import Stats, TableResult, Validation
 
@@ -123,7 +124,8 @@ def gpu_table(gpus: list[GPU]) -> str:
         )  # fmt: skip
     headers = ("key", "name", "CC", "SMs", "boost MHz", "GB/s", "mem GiB", "L2 MiB",
                *(f"{d} TF" for d in dtypes), "fp16 CMR", "aliases")  # fmt: skip
-    return tabulate(rows, headers=headers, missingval="-", floatfmt="g")
+    # Compute capabilities stay text: "12.0" is not the number 12.
+    return tabulate(rows, headers=headers, missingval="-", floatfmt="g", disable_numparse=[2])
 
 
 def engine_table(engines: list[Engine]) -> str:
@@ -519,3 +521,119 @@ def validation_report(v: Validation) -> str:
         "MdAPE = median |pred/meas - 1|; Spearman: rank correlation of predicted and measured throughput."
     )
     return "\n\n".join(parts)
+
+
+#: Skipped models listed by ``learn_report`` (``--json`` lists all).
+LEARN_LISTED = 10
+
+
+def _learned_notes(learned: list[Learned]) -> list[str]:
+    """Which model made the learned figures, what their range means, and what it extrapolates."""
+    model = learned[0].model
+    lines = [
+        f"Learned: {model.describe()}. Utilization refers to the same peak as the analytic figures; "
+        "the range is the 16th-84th percentile of the trees (the model's own uncertainty, not "
+        "measurement noise).",
+    ]
+    extrapolated = sorted({why for guess in learned for why in guess.extrapolated})
+    if extrapolated:
+        lines.append(
+            f"Extrapolated (the spread does not cover this): {'; '.join(extrapolated)}. "
+            "Retrain with measurements of it: `roofline learn`."
+        )
+    return lines
+
+
+def learned_report(learned: list[Learned]) -> str:
+    """The learned throughput and utilization beside the analytic ones, one row per model."""
+    rows = [
+        (g.estimate.network.name, g.estimate.batch, g.estimate.throughput_img_s, g.throughput_img_s,
+         100 * g.estimate.utilization, 100 * g.utilization,
+         f"{100 * g.to_dict()['uncertainty']['utilization_low']:.1f}-"
+         f"{100 * g.to_dict()['uncertainty']['utilization_high']:.1f}")
+        for g in learned
+    ]  # fmt: skip
+    headers = ("model", "batch", "analytic img/s", "learned img/s", "analytic util %", "learned util %",
+               "learned 16-84% util")  # fmt: skip
+    table = tabulate(rows, headers=headers, floatfmt=("", "", ".0f", ".0f", ".1f", ".1f", ""))
+    return "\n".join([table, *_learned_notes(learned)])
+
+
+def headroom_report(learned: list[Learned]) -> str:
+    """The scheduler's view (utilization-prediction study, case study): which models leave most of the
+    GPU idle, and the co-location headroom 1 - utilization, from the learned utilization."""
+    ordered = sorted(learned, key=lambda g: g.utilization)
+    rows = []
+    for g in ordered:
+        spread = g.to_dict()["uncertainty"]
+        rows.append(
+            (g.estimate.network.name, g.estimate.batch, 100 * g.estimate.utilization, 100 * g.utilization,
+             f"{100 * spread['utilization_low']:.1f}-{100 * spread['utilization_high']:.1f}",
+             g.throughput_img_s, 100 * g.headroom)
+        )  # fmt: skip
+    headers = ("model", "batch", "analytic util %", "learned util %", "16-84%", "learned img/s",
+               "headroom %")  # fmt: skip
+    idle = sum(g.headroom > 0.5 for g in learned)
+    lines = [
+        "Co-location headroom (1 - learned utilization), most idle first:",
+        tabulate(rows, headers=headers, floatfmt=("", "", ".1f", ".1f", "", ".0f", ".1f")),
+        f"{idle} of {len(learned)} models would leave more than half of the GPU's peak FLOP/s idle.",
+        *_learned_notes(learned),
+    ]
+    return "\n".join(lines)
+
+
+def comparison_table(c: Comparison) -> str:
+    """The feature sets x regressors, scored on both splits (a GitHub-flavoured markdown table)."""
+    splits = list(c.splits)
+    keys = list(dict.fromkeys((s.features, s.regressor) for s in c.scores))
+    score = {(s.split, s.features, s.regressor): s for s in c.scores}
+    rows = []
+    for features, regressor in keys:
+        row = [features, regressor]
+        for split in splits:
+            s = score.get((split, features, regressor))
+            row += [f"{s.rmsle:.3f}", f"{100 * s.mdape:.1f}%", f"{s.spearman:.3f}"] if s else ["", "", ""]
+        rows.append(row)
+    headers = ["features", "regressor"]
+    for split in splits:
+        headers += [f"{split}: RMSLE", f"{split}: MdAPE", f"{split}: Spearman"]
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def learn_report(summary: dict[str, Any], model: LearnedModel, comparison: Comparison | None) -> str:
+    lines = []
+    if summary["out"]:
+        lines.append(f"wrote {summary['out']}: {summary['rows']} measurements")
+    lines.append(
+        f"trained {model.describe().replace(', this run', '')} in {summary['training_s']:.1f} s "
+        f"(target {summary['target']})"
+    )
+    skipped = summary["skipped"]
+    if skipped:
+        lines.append(f"left out {len(skipped)} measurements whose model could not be resolved:")
+        reasons: dict[str, list[str]] = {}
+        for s in skipped:
+            reasons.setdefault(s["reason"], []).append(f"{s['model']}@{s['resolution']}")
+        for reason, names in list(reasons.items())[:LEARN_LISTED]:
+            lines.append(f"  {reason} ({len(names)}): {_more(sorted(set(names)))}")
+        if len(reasons) > LEARN_LISTED:
+            lines.append(f"  ... and {len(reasons) - LEARN_LISTED} more reasons (--json lists all)")
+    if comparison is not None:
+        lines += [
+            "",
+            f"{comparison.target}, {comparison.rows} measurements, {comparison.families} families; "
+            + "; ".join(f"{k} split: {v}" for k, v in comparison.splits.items()),
+            "",
+            comparison_table(comparison),
+            "",
+            "RMSLE of utilization in percent (the study's scale), MdAPE = median |pred/meas - 1|, Spearman's "
+            "rank correlation; 'analytic' is the analytic model's own prediction, no fit.",
+        ]
+        chosen = [s for s in comparison.scores if s.params]
+        if chosen:
+            lines.append(
+                "grid choices: "
+                + "; ".join(f"{s.split}/{s.features}/{s.regressor}: {dict(s.params)}" for s in chosen)
+            )
+    return "\n".join(lines)

@@ -12,7 +12,7 @@ datasheet figure scaled by the documented default efficiencies in
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -34,6 +34,8 @@ class Calibration:
     source: str
     dram_bytes_s: float
     peak_flops_s: Mapping[str, float]  # per dtype; a dtype it lacks falls back to the defaults
+    #: Kernel-class terms measured by the class microbenchmarks (``efficiency.CALIBRATED_TERMS``).
+    kernel_efficiency: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 #: How far a measured rate may exceed the datasheet figure before the file is refused. Datasheet peaks
@@ -103,7 +105,15 @@ def load_calibration(path: str | Path, gpu: GPU) -> Calibration:
             )
         peaks[dtype] = rates.number(dtype, positive=True)
         _check_rate(rates, dtype, peaks[dtype], gpu.peak_flops_s[dtype], "TFLOP/s", gpu)
-    return Calibration(owner, source, bandwidth, MappingProxyType(peaks))
+    terms = fields.object("kernel_efficiency", default={})
+    measured = {}
+    for name in terms.data:
+        if name not in efficiency.CALIBRATED_TERMS:
+            raise terms.error(str(name), f"is not a calibrated term: use {', '.join(efficiency.CALIBRATED_TERMS)}")
+        measured[name] = terms.number(name, positive=True)
+        if measured[name] > 1:
+            raise terms.error(name, f"is {measured[name]:g}: an efficiency is a fraction in (0, 1]")
+    return Calibration(owner, source, bandwidth, MappingProxyType(peaks), MappingProxyType(measured))
 
 
 def achievable_roof(

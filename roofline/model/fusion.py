@@ -86,6 +86,9 @@ class FusionPolicy:
     eliminate_concat: bool = True
     #: Rule 6: matmul -> softmax -> matmul is one attention kernel.
     fused_attention: bool = True
+    #: A convolution's bias runs in its epilogue; False: a pointwise add after it (eager PyTorch's
+    #: cuDNN path adds the bias in a separate kernel), which pointwise chains may then extend.
+    conv_bias_epilogue: bool = True
 
 
 @dataclass(frozen=True)
@@ -243,4 +246,19 @@ def fuse(network: Network, policy: FusionPolicy = TENSORRT) -> tuple[Kernel, ...
             )
             kernels.append(kernel)
             open_by_output[layer.output] = kernel
+            if isinstance(layer, Conv) and layer.bias and not policy.conv_bias_epilogue:
+                kernel.weight_elems -= layer.out_channels  # the add reads the bias, not the conv
+                bias = _bias_add(layer)
+                kernels.append(_Open(anchor=bias, order=len(kernels), inputs={layer.output: layer.output_shape},
+                                     weight_elems=bias.params()))  # fmt: skip
+                open_by_output[layer.output] = kernels[-1]
     return tuple(k.freeze() for k in kernels)
+
+
+def _bias_add(conv: Conv) -> Elementwise:
+    """The separate bias add of an engine that runs ``conv`` without it in the epilogue."""
+    shape = conv.output_shape
+    return Elementwise(
+        name=f"{conv.name}.bias", inputs=(conv.output,), output=conv.output, input_shapes=(shape,),
+        output_shape=shape, fn="add", weights=((conv.out_channels,),),
+    )  # fmt: skip

@@ -90,3 +90,30 @@ def test_the_cli_refuses_a_calibration_above_the_datasheet(tmp_path, capsys):
     path = write(tmp_path, {**CAL, "peak_flops_s": {"fp16": 9.0e15}})
     err = cli_error(capsys, ["analyze", "resnet18", "--batch", "8", "--calibration", str(path)])
     assert "peak_flops_s.fp16 is 9000 TFLOP/s" in err and "kernels.calibrate" in err
+
+
+def test_measured_kernel_class_terms_override_the_defaults(tmp_path):
+    from roofline.analysis.target import Target
+    from roofline.hardware.efficiency import default_efficiency
+
+    gpu = get_gpu("v100")
+    measured = {"cuda_core_compute": 0.42, "depthwise_bandwidth": 0.61}
+    cal = load_calibration(write(tmp_path, {**CAL, "kernel_efficiency": measured}), gpu)
+    eff = Target(gpu, "fp16", calibration=cal).kernel_efficiency
+    assert (eff.cuda_core_compute, eff.depthwise_bandwidth) == (0.42, 0.61)
+    assert eff.attention_compute == default_efficiency("volta").attention_compute  # not measured: the default
+
+
+@pytest.mark.parametrize(
+    "terms, fragment",
+    [
+        ({"gemm_speed": 0.5}, "kernel_efficiency.gemm_speed is not a calibrated term"),
+        ({"depthwise_bandwidth": 1.7}, "kernel_efficiency.depthwise_bandwidth is 1.7: an efficiency is a fraction"),
+        ({"cuda_core_compute": 0}, "kernel_efficiency.cuda_core_compute"),
+        ([0.5], "kernel_efficiency must be an object"),
+    ],
+)
+def test_bad_kernel_class_terms_are_one_line(tmp_path, terms, fragment):
+    with pytest.raises(RooflineError, match=fragment.replace(".", r"\.")) as info:
+        load_calibration(write(tmp_path, {**CAL, "kernel_efficiency": terms}), get_gpu("v100"))
+    assert "\n" not in str(info.value)

@@ -1,0 +1,1 @@
+"""Public measured throughput tables (README.md here: source, licence, what each file is)."""
