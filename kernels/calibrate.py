@@ -1,20 +1,29 @@
 """Measure this GPU's achievable roof and write the calibration file ``roofline`` reads.
 
     python -m kernels.calibrate [--out FILE] [--dtypes fp16,bf16,...] [--quick] [--device N] [--json]
+                                [--skip-kernel-classes]
 
 For each dtype (default: every ``kernels.microbench.gemm_dtypes`` entry of the
 device's compute capability that the GPU database also lists a datasheet peak
 for) it runs ``gemm_peak`` (best of several square GEMM sizes), then
-``copy_bandwidth``. The file (default ``calibration-<gpu key>.json``) has the
-format ``roofline.hardware.calibration.load_calibration`` reads, plus, for the record, the
+``copy_bandwidth``, then the kernel-class benchmarks
+(``kernels.microbench.kernel_classes``: depthwise conv, narrow grouped conv,
+pointwise ops, fused attention; ``--skip-kernel-classes`` leaves them out for a
+quick run). The file (default ``calibration-<gpu key>.json``) has the
+format ``roofline.hardware.calibration.load_calibration`` reads, the measured
+kernel-class terms included (``"kernel_efficiency": {"cuda_core_compute": ...,
+"depthwise_bandwidth": ..., "attention_compute": ...}``, each in (0, 1], which
+replace the GPU generation's defaults), plus, for the record, the
 datasheet figures, measured/datasheet ratios, every measurement's samples,
-median and stability, the winning GEMM size and the environment fingerprint.
+median and stability, the winning GEMM size, each term's raw value and the
+figures it came from, and the environment fingerprint.
 It is written atomically and read back with ``load_calibration`` before the
 command reports success; ``roofline analyze MODEL --calibration FILE`` then
 uses it as the achievable roof.
 
 The acceptance targets (GEMM >= 80% of the dense datasheet peak, copy >= 85%
-of the datasheet bandwidth) are the efficiencies ``roofline.hardware.efficiency``
+of the datasheet bandwidth, each kernel-class term >= its default, the
+pointwise ops' bandwidth >= 85%) are the efficiencies ``roofline.hardware.efficiency``
 assumes without a calibration: a GPU below them is slower than the uncalibrated
 model thinks. They are reported, never failed on. Progress goes to stderr; bad
 input and a machine without a CUDA GPU exit with status 2 and one line.
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,7 +42,7 @@ from typing import Any, NoReturn
 from tabulate import tabulate
 
 from kernels.benchmark import environment as fingerprint
-from kernels.microbench import Result, gemm_dtypes
+from kernels.microbench import KernelClasses, Result, gemm_dtypes
 from kernels.provenance import provenance
 from kernels.timing import QUICK, TimingConfig
 from roofline import files
@@ -58,7 +68,11 @@ def _met(ratio: float | None, target: float) -> bool | None:
 
 
 def calibration_document(
-    gpu: GPU, gemm_results: Sequence[Result], copy_result: Result, environment: Mapping[str, Any]
+    gpu: GPU,
+    gemm_results: Sequence[Result],
+    copy_result: Result,
+    environment: Mapping[str, Any],
+    kernel_classes: KernelClasses | None = None,
 ) -> dict[str, Any]:
     """The calibration file's JSON object (``roofline.hardware.calibration.load_calibration`` format,
     plus the record).
@@ -66,6 +80,8 @@ def calibration_document(
     ``peak_flops_s[dtype]`` is each GEMM result's median rate and ``dram_bytes_s`` the copy's (the
     achievable roof: DESIGN.md, "Core definitions"); ratio = measured / datasheet. ``environment`` is
     ``kernels.benchmark.environment()`` with its ``provenance()``; ``host`` and ``date`` name the source.
+    ``kernel_classes`` (``kernels.microbench.kernel_classes``) adds ``kernel_efficiency``, the terms it
+    measured (``KernelClasses.kernel_efficiency``), and its record under ``kernel_classes``.
     """
     if copy_result.unit != "B/s":
         raise RooflineError(f"the copy result is in {copy_result.unit}, not B/s; pass copy_bandwidth()'s")
@@ -84,13 +100,24 @@ def calibration_document(
     copy_ratio = copy_result.rate / gpu.dram_bandwidth_bytes_s
     host = environment.get("host", "unknown host")
     date = environment.get("date", "unknown date")
-    return {
+    document: dict[str, Any] = {
         "format": CALIBRATION_FORMAT,
         "version": 1,
         "gpu": gpu.key,
         "source": f"kernels.calibrate on {host}, {date}",
         "dram_bytes_s": copy_result.rate,
         "peak_flops_s": peaks,
+    }
+    if kernel_classes is not None:
+        if kernel_classes.gpu != gpu.key:
+            raise RooflineError(
+                f"the kernel-class results were measured on {kernel_classes.gpu}, not {gpu.key}; "
+                "pass the results of this GPU"
+            )
+        terms = kernel_classes.kernel_efficiency()
+        if terms:  # only measured terms: the others keep the generation's defaults
+            document["kernel_efficiency"] = terms
+    document.update({
         "gpu_name": gpu.name,
         "datasheet": {
             "dram_bytes_s": gpu.dram_bandwidth_bytes_s,
@@ -109,7 +136,23 @@ def calibration_document(
         "gemm_size": {r.dtype: r.details.get("size") for r in gemm_results},
         "measurements": {r.name: r.to_dict() for r in (*gemm_results, copy_result)},
         "environment": dict(environment),
-    }
+    })  # fmt: skip
+    if kernel_classes is not None:
+        document["kernel_classes"] = _kernel_class_record(gpu, kernel_classes)
+    return document
+
+
+def _kernel_class_record(gpu: GPU, classes: KernelClasses) -> dict[str, Any]:
+    """``KernelClasses.to_dict`` with the defaults each term replaces and the verdicts against them."""
+    defaults = efficiency.efficiency_for(gpu)
+    record = classes.to_dict()
+    record["generation"] = defaults.generation
+    record["defaults"] = {name: getattr(defaults, name) for name in efficiency.CALIBRATED_TERMS}
+    record["met"] = {name: term.value >= record["defaults"][name] for name, term in classes.terms().items()}
+    if classes.pointwise is not None:
+        record["pointwise"]["target"] = COPY_TARGET
+        record["pointwise"]["met"] = [b.value >= COPY_TARGET for b in classes.pointwise.bandwidth]
+    return record
 
 
 def _percent(ratio: float | None) -> str:
@@ -169,12 +212,71 @@ def summary(document: Mapping[str, Any]) -> str:
     missed = [d for d, ok in met["peak_flops_s"].items() if ok is False]
     if met["dram_bytes_s"] is False:
         missed.append("copy")
+    sections = [f"{document['gpu_name']} ({document['gpu']})\n{gemm}", bandwidth]
+    if "kernel_classes" in document:
+        text, class_missed = _kernel_class_summary(document["kernel_classes"])
+        sections.append(text)
+        missed += class_missed
     verdict = (
         "all acceptance targets met"
         if not missed
         else f"below target: {', '.join(missed)} (reported, not failed; check clocks, power, other processes)"
     )
-    return f"{document['gpu_name']} ({document['gpu']})\n{gemm}\n\n{bandwidth}\n\n{verdict}"
+    return "\n\n".join([*sections, verdict])
+
+
+def _yes(stable: bool) -> str:
+    return "yes" if stable else "NO"
+
+
+def _kernel_class_summary(record: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The kernel-class part of the report: each timing's figures, each term against its default (the
+    target), the pointwise bandwidth check; and the names below target."""
+    timings = []
+    for part in ("depthwise", "grouped", "pointwise", "attention"):
+        result = record.get(part)
+        if result is not None:
+            timings += [result["timing"]] if part == "depthwise" else result["timings"]
+    rows = [
+        [t["label"], t["time_s"] * 1e3, t["flops_s"] / 1e12, t["bytes_s"] / 1e9, _yes(t["stable"])]
+        for t in timings
+    ]
+    measured = tabulate(
+        rows,
+        headers=["kernel (fp16, eager torch)", "ms", "TFLOP/s", "GB/s", "stable"],
+        floatfmt=("", ".4g", ".1f", ".0f", ""),
+    )
+    missed, rows = [], []
+    for name, term in record["terms"].items():
+        ok = record["met"][name]
+        if not ok:
+            missed.append(name)
+        value = f"{term['value']:.3f}" + (f" (raw {term['raw']:.3f}, clipped)" if term["clipped"] else "")
+        rows.append([name, value, f"{record['defaults'][name]:g}", _verdict(ok), term["basis"]])
+    for name in record["defaults"]:
+        if name not in record["terms"]:
+            rows.append([name, "not measured", f"{record['defaults'][name]:g}", "-", "the default stays"])
+    terms = tabulate(
+        rows,
+        headers=["term", "measured", f"default ({record['generation']})", "target: default", "from"],
+        disable_numparse=True,  # "0.600" as written, not re-read as a number
+    )
+    sections = [measured, terms]
+    pointwise = record.get("pointwise")
+    if pointwise is not None:
+        rows = []
+        for timing, check, ok in zip(
+            pointwise["timings"], pointwise["bandwidth"], pointwise["met"], strict=True
+        ):
+            name = timing["label"].split(" ")[0]
+            if not ok:
+                missed.append(name)
+            rows.append([timing["label"], timing["bytes_s"] / 1e9, _percent(check["raw"]), _verdict(ok)])
+        sections.append(tabulate(
+            rows, headers=["pointwise (checks bandwidth)", "measured GB/s", "% of datasheet",
+                           f"target {pointwise['target']:.0%}"], floatfmt=".0f",
+        ))  # fmt: skip
+    return "\n\n".join(sections), missed
 
 
 # ---------------------------------------------------------------------------------------------- command line
@@ -213,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short warmup and windows (a smoke test)")
     parser.add_argument("--device", type=_device, default=0, help="CUDA device index (default 0)")
     parser.add_argument("--json", action="store_true", help="print the calibration document as JSON")
+    parser.add_argument(
+        "--skip-kernel-classes", action="store_true",
+        help="measure only the GEMM peak and copy bandwidth, not the kernel-class terms (a quick run)",
+    )  # fmt: skip
     return parser
 
 
@@ -263,18 +369,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out or f"calibration-{gpu.key}.json")
     files.check_parent(out)
     config, sizes = (QUICK, QUICK_SIZES) if args.quick else (TimingConfig(), SIZES)
-    _say(f"{gpu.name} ({gpu.key}): GEMM {', '.join(dtypes)} at sizes {', '.join(map(str, sizes))}, then copy")
+    then = "copy" if args.skip_kernel_classes else "copy, then the kernel classes"
+    _say(
+        f"{gpu.name} ({gpu.key}): GEMM {', '.join(dtypes)} at sizes {', '.join(map(str, sizes))}, then {then}"
+    )
+    classes = None
     try:
         gemms = [microbench.gemm_peak(d, sizes, config, _say, gpu=gpu) for d in dtypes]
         nbytes = QUICK_COPY_BYTES if args.quick else COPY_BYTES
         copy = microbench.copy_bandwidth(nbytes, config, _say, gpu=gpu)
+        if not args.skip_kernel_classes:
+            # The grouped conv's tensor-core model and attention_compute refer to the roof this file sets:
+            # its fp16 GEMM when measured (microbench.gemm_reference says what stands in otherwise).
+            fp16 = next((g.rate for g in gemms if g.dtype == microbench.CLASS_DTYPE), None)
+            with warnings.catch_warnings(record=True) as clipped:
+                warnings.simplefilter("always", microbench.ClippedTermWarning)
+                classes = microbench.kernel_classes(config, _say, gpu=gpu, gemm_flops_s=fp16)
+            for warning in clipped:  # one progress line each, not a warning with a source location
+                _say(f"warning: {warning.message}")
     except torch.cuda.OutOfMemoryError:
         raise RooflineError(
             "the GPU ran out of memory: another process may hold it (see nvidia-smi); free it or use --quick"
         ) from None
     # The suite's fingerprint (telemetry + torch version) and provenance (host, date, commit).
     environment = {**fingerprint(args.device, ["torch"]), **provenance(), "quick": args.quick}
-    document = calibration_document(gpu, gemms, copy, environment)
+    document = calibration_document(gpu, gemms, copy, environment, classes)
     files.write_text(out, json.dumps(document, indent=1) + "\n")
     load_calibration(out, gpu)  # proof that roofline accepts what was written
     if args.json:

@@ -268,6 +268,14 @@ def test_predicted_sweep_sorts_widths_and_agrees_with_evaluate():
         microbench.sweep_network(kernel=2)
 
 
+def test_sweep_network_takes_groups():
+    grouped = microbench.sweep_network(in_channels=64, width=128, groups=32).layers[0]
+    assert grouped.groups == 32 and grouped.weight_shapes() == ((128, 2, 3, 3),)
+    assert microbench.sweep_network(in_channels=64, width=64, groups=64).layers[0].depthwise
+    with pytest.raises(RooflineError, match="groups = 3 must divide both channel counts"):
+        microbench.sweep_network(in_channels=64, width=64, groups=3)
+
+
 def test_torch_activations_cover_every_fused_activation():
     assert microbench.TORCH_ACTIVATIONS == ACTIVATIONS
 
