@@ -7,9 +7,20 @@ re-run in a fresh process, from the command line::
 
 A model entry records images/s per window, TFLOP/s, utilization against the
 datasheet peak and against the achievable one (the calibration file's, when
-given), the analytic prediction and its error, host walltime, the enqueue flag
-and the telemetry. The run is INVALID (``invalid_reason``) when its windows did
-not stabilize or the telemetry saw throttling or a foreign process.
+given), the analytic prediction and its error, host walltime, the host-bound
+(enqueue) flag with the launch costs it came from, and the telemetry. The run is
+INVALID (``invalid_reason``) when its windows did not stabilize or the telemetry
+saw throttling or a foreign process.
+
+A CPU benchmark (manifest ``device = "cpu"``, id ``...-cpu``; the suite's CPU mode)
+is timed by the process's CPU time (``kernels.timing.measure_host``) and its entry says
+``"device": "cpu"``: images/s, GFLOP/s and host walltime, but no GPU utilization,
+no roofline prediction (both are about a GPU) and no telemetry (NVML is a GPU's).
+Its environment (``cpu_environment``) names the CPU instead of a GPU.
+
+``RunOptions.slowdown`` (``--perf-slowdown N``) launches every inference N times and
+counts it once: an exact N-fold slowdown at any batch, on any backend and device,
+for checking that the gate fires; the entry records it as ``forced_slowdown``.
 """
 
 from __future__ import annotations
@@ -26,10 +37,17 @@ from typing import Any
 import numpy as np
 
 from kernels import telemetry
-from kernels.backends.base import BackendUnavailable, ModelSpec, backend_class, require
+from kernels.backends.base import (
+    BackendUnavailable,
+    ModelSpec,
+    backend_class,
+    cpu_unavailable_reason,
+    require,
+)
 from kernels.manifest import DEFAULT_MANIFEST, BenchSpec, ManifestError, load_manifest
 from kernels.provenance import provenance
-from kernels.timing import QUICK, Measurement, TimingConfig
+from kernels.timing import CPU_TIMING, QUICK, Measurement, TimingConfig
+from roofline.analysis.engines import Engine, get_engine
 from roofline.analysis.target import Target
 from roofline.errors import RooflineError
 from roofline.hardware.calibration import load_calibration
@@ -37,6 +55,10 @@ from roofline.hardware.gpus import GPU, get_gpu
 from roofline.perf.results import Benchmark, PerfResults, write_results
 
 DEFAULT_CACHE = Path(".perf-cache")
+#: CPU benchmarks' intra-op threads unless ``--perf-threads`` says otherwise. On a small shared machine
+#: (CI's 2 cores) OpenMP threads that wait for each other on a busy core made a 2-thread resnet18 run
+#: 9x slower than a 1-thread one (2.4 s vs 0.26 s a launch, load average 8): one thread is the stable figure.
+CPU_DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,14 @@ class RunOptions:
     torch_compile: bool = False  # the torch backend wraps the model in torch.compile
     trt_layers: bool = False  # TensorRT: per-layer times (IProfiler) and the engine-inspector JSON
     parent_pid: int | None = None  # a confirmation re-run's parent, whose CUDA context shares the GPU
+    slowdown: int = 1  # launch each inference this many times, count it once (a forced N-fold slowdown)
+    threads: int | None = None  # CPU benchmarks: intra-op threads (None: torch's default, one per core)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.slowdown, bool) or not isinstance(self.slowdown, int) or self.slowdown < 1:
+            raise ValueError(f"slowdown must be a whole number >= 1, got {self.slowdown!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads must be a whole number >= 1, got {self.threads!r}")
 
     def argv(self) -> list[str]:
         """These options as ``python -m kernels.benchmark`` arguments."""
@@ -71,7 +101,23 @@ class RunOptions:
             args.append("--torch-compile")
         if self.trt_layers:
             args.append("--trt-layers")
+        if self.slowdown != 1:
+            args += ["--slowdown", str(self.slowdown)]
+        if self.threads is not None:
+            args += ["--threads", str(self.threads)]
         return [*args, "--parent-pid", str(os.getpid())]
+
+    def launcher(self, launch: Callable[[], None]) -> Callable[[], None]:
+        """``launch`` itself, or ``slowdown`` launches of it in one (each inference counted once)."""
+        if self.slowdown == 1:
+            return launch
+        repeat = range(self.slowdown)
+
+        def slowed() -> None:
+            for _ in repeat:
+                launch()
+
+        return slowed
 
     def sampler(self) -> telemetry.Sampler:
         own = {os.getpid()} | ({self.parent_pid} if self.parent_pid else set())
@@ -88,6 +134,42 @@ def environment(device: int, backends: Iterable[str]) -> dict[str, Any]:
     env["backends"] = versions
     env["python"] = platform.python_version()
     return env
+
+
+def engine_of(backend: str, options: RunOptions) -> Engine:
+    """The engine whose kernels this backend runs (``roofline engines``), so that "prediction vs
+    measurement" compares like with like; a launch replayed from a CUDA graph costs no host time."""
+    key = "torch-compile" if backend == "torch" and options.torch_compile else backend
+    engine = get_engine(key)
+    return replace(engine, host_issue_s=0.0) if options.cuda_graph else engine
+
+
+def cpu_environment(backends: Iterable[str]) -> dict[str, Any]:
+    """The fingerprint of a CPU run: ``device`` "cpu", the CPU's model and logical core count, the
+    backend versions; every GPU field present (the results schema has them) and null."""
+    from roofline.perf.results import COMPARED_FIELDS
+
+    env: dict[str, Any] = dict.fromkeys(COMPARED_FIELDS)
+    versions = {}
+    for name in sorted(set(backends)):
+        versions[name] = None if cpu_unavailable_reason(name) else backend_class(name).version()
+    env.update(
+        device="cpu", cpu_model=_cpu_model_name(), cpu_count=os.cpu_count(), machine=platform.machine(),
+        gpu_key=None, host=platform.node(), python=platform.python_version(), backends=versions,
+    )  # fmt: skip
+    return env
+
+
+def _cpu_model_name() -> str:
+    """``model name`` of /proc/cpuinfo (Linux), else ``platform.processor()``, else the machine type."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def gpu_of(env: Mapping[str, Any]) -> GPU:
@@ -120,7 +202,7 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
     try:
         backend.build(ModelSpec(spec.source, spec.resolution, spec.batch, spec.dtype), options.cache_dir)
         with options.sampler() as sampler:
-            m = measure(backend.launch, backend.stream, spec.batch, options.timing, say)
+            m = measure(options.launcher(backend.launch), backend.stream, spec.batch, options.timing, say)
         description = backend.describe()
         # Profiled outside the timed windows: IProfiler runs a second, synchronous, non-graph context.
         layer_times_s = backend.layer_times() if profile_layers else None
@@ -128,7 +210,7 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         backend.close()
     telem = sampler.telemetry()
     calibration = load_calibration(options.calibration, gpu) if options.calibration else None
-    target = Target(gpu, spec.dtype, calibration=calibration)
+    target = Target(gpu, spec.dtype, engine=engine_of(spec.backend, options), calibration=calibration)
     estimate = evaluate(resolve(spec.model, spec.resolution), target, spec.batch)
     achievable = target.roof
     flops = estimate.flops_per_image
@@ -148,11 +230,49 @@ def _model(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
         },
         "host_img_s": float(np.median(m.host_samples)),
         "energy_per_image_j": _energy_per_item(telem, entry.median),
-        "enqueue_bound": m.enqueue_bound, "timing": m.to_dict(), "telemetry": telem.to_dict(),
-        "invalid_reason": _invalid(m, telem),
+        "enqueue_bound": m.enqueue_bound, "enqueue_s": m.enqueue_s, "gpu_launch_s": m.launch_s,
+        "gpu_busy_bound": m.busy_bound, "timing": m.to_dict(), "telemetry": telem.to_dict(),
+        "invalid_reason": _invalid(m, telem), "device": "cuda", "timer": m.timer,
     }  # fmt: skip
+    if options.slowdown != 1:
+        extra["forced_slowdown"] = options.slowdown
     if layer_times_s is not None:
         extra["layer_times_s"] = layer_times_s
+    return replace(entry, extra=extra)
+
+
+def _cpu_model(spec: BenchSpec, options: RunOptions, say: Callable[[str], None]) -> Benchmark:
+    """A CPU benchmark: the torch backend on the host, host-timed windows (module docstring)."""
+    from kernels.backends.torch_backend import TorchBackend
+    from kernels.timing import measure_host
+    from roofline.model.resolve import resolve
+
+    reason = cpu_unavailable_reason(spec.backend)
+    if reason:
+        raise BackendUnavailable(f"backend {spec.backend} is unavailable on the CPU: {reason}")
+    backend = TorchBackend(device="cpu", threads=options.threads or CPU_DEFAULT_THREADS)
+    say(f"{spec.id}: building the {spec.backend} model on the CPU")
+    try:
+        backend.build(ModelSpec(spec.source, spec.resolution, spec.batch, spec.dtype), options.cache_dir)
+        m = measure_host(options.launcher(backend.launch), spec.batch, CPU_TIMING, say)
+        description = backend.describe()
+    finally:
+        backend.close()
+    flops = float(resolve(spec.model, spec.resolution).with_batch(1).flops())
+    entry = Benchmark.from_samples(
+        spec.id, m.samples, "img/s", flops_per_image=flops, tolerance=spec.tolerance, provenance=provenance()
+    )
+    extra = {
+        "kind": "model", "device": "cpu", "timer": m.timer,
+        "note": "CPU run, timed by process CPU time: not a GPU measurement (no utilization or prediction)",
+        "model": spec.model, "source": spec.source, "resolution": spec.resolution, "batch": spec.batch,
+        "dtype": spec.dtype, "backend": spec.backend, "backend_description": description,
+        "threads": description.get("threads"), "gflops_s": entry.median * flops / 1e9,
+        "host_img_s": float(np.median(m.host_samples)), "enqueue_bound": None, "timing": m.to_dict(),
+        "invalid_reason": m.invalid_reason,
+    }  # fmt: skip
+    if options.slowdown != 1:
+        extra["forced_slowdown"] = options.slowdown
     return replace(entry, extra=extra)
 
 
@@ -188,9 +308,12 @@ def _micro(spec: BenchSpec, options: RunOptions, gpu: GPU, say: Callable[[str], 
 def run(
     spec: BenchSpec, options: RunOptions, env: Mapping[str, Any], say: Callable[[str], None]
 ) -> Benchmark:
-    """Measure ``spec`` on this machine's device ``options.device`` (described by ``env``)."""
+    """Measure ``spec`` on this machine's device ``options.device`` (described by ``env``), or on the
+    CPU for a CPU benchmark."""
     if options.dtype and spec.kind == "model":
         spec = replace(spec, dtype=options.dtype)
+    if spec.device == "cpu":
+        return _cpu_model(spec, options, say)
     gpu = gpu_of(env)
     return (_model if spec.kind == "model" else _micro)(spec, options, gpu, say)
 
@@ -212,6 +335,10 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--torch-compile", action="store_true", help="torch backend: use torch.compile")
     parser.add_argument("--trt-layers", action="store_true", help="TensorRT: layer times, inspector JSON")
     parser.add_argument("--parent-pid", type=int, help="a process of ours that also holds the GPU")
+    parser.add_argument(
+        "--slowdown", type=int, default=1, help="launch each inference N times (forced slowdown)"
+    )
+    parser.add_argument("--threads", type=int, help="CPU benchmarks: intra-op threads")
     return parser
 
 
@@ -221,7 +348,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         timing=QUICK if args.quick else TimingConfig(), cache_dir=args.cache_dir, device=args.device,
         calibration=args.calibration, dtype=args.dtype, cuda_graph=not args.no_cuda_graph,
         strict_power=args.strict_power, torch_compile=args.torch_compile, trt_layers=args.trt_layers,
-        parent_pid=args.parent_pid,
+        parent_pid=args.parent_pid, slowdown=args.slowdown, threads=args.threads,
     )  # fmt: skip
 
 
@@ -235,10 +362,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"unknown benchmark {unknown[0]!r}: the manifest {args.manifest} lists {len(specs)}"
             )
         options = options_from(args)
-        reason = backend_class("torch").unavailable_reason()
-        if reason:
-            raise BackendUnavailable(reason)
-        env = environment(args.device, [specs[i].backend for i in args.ids if specs[i].backend] or ["torch"])
+        devices = {specs[i].device for i in args.ids}
+        if len(devices) > 1:
+            raise ManifestError("CPU and GPU benchmarks cannot share one results file: run them apart")
+        backends = [specs[i].backend for i in args.ids if specs[i].backend] or ["torch"]
+        if devices == {"cpu"}:
+            env = cpu_environment(backends)
+        else:
+            reason = backend_class("torch").unavailable_reason()
+            if reason:
+                raise BackendUnavailable(reason)
+            env = environment(args.device, backends)
         say = lambda message: print(message, file=sys.stderr)  # noqa: E731
         results = {i: run(specs[i], options, env, say) for i in args.ids}
         write_results(args.out, PerfResults(env, results))

@@ -3,6 +3,11 @@
 Pure (no torch, no GPU): the suite, the fresh-process re-run
 (``python -m kernels.benchmark``) and the unit tests all read benchmarks from
 here, so one id means the same experiment everywhere.
+
+A model's ``device`` is ``"cuda"`` (the default) or ``"cpu"``: the suite's CPU mode
+(``--perf-device cpu``, ``perf_tests/manifest-cpu.toml``) measures with host timers
+on the CPU, with the backends that run there (``CPU_BACKENDS``). A CPU benchmark's
+id ends in ``-cpu``, so no CPU figure can be taken for a GPU one.
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernels.backends.base import REGISTRY
+from kernels.backends.base import CPU_BACKENDS, REGISTRY
 from roofline.dtypes import DTYPE_BYTES
 from roofline.model import zoo
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "perf_tests" / "manifest.toml"
+CPU_MANIFEST = DEFAULT_MANIFEST.with_name("manifest-cpu.toml")
 FRONTENDS = ("timm", "torchvision")
+DEVICES = ("cuda", "cpu")
 
 
 class ManifestError(ValueError):
@@ -36,6 +43,7 @@ class BenchSpec:
     backend: str | None = None
     tolerance: float | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cuda"
 
     @property
     def source(self) -> str:
@@ -71,10 +79,20 @@ def _model_specs(index: int, table: Mapping, defaults: Mapping) -> list[BenchSpe
     if tolerance is not None and not (isinstance(tolerance, float) and 0 < tolerance < 1):
         raise ManifestError(f"{where} ({name}): tolerance must be a fraction in (0, 1), got {tolerance!r}")
     resolution = _positive_int(table.get("resolution", 224), f"{where} ({name}) resolution")
+    device = table.get("device", defaults.get("device", "cuda"))
+    if device not in DEVICES:
+        raise ManifestError(f"{where} ({name}): unknown device {device!r}; choose {' or '.join(DEVICES)}")
+    if device == "cpu" and any(b not in CPU_BACKENDS for b in backends):
+        gpu_only = next(b for b in backends if b not in CPU_BACKENDS)
+        raise ManifestError(
+            f"{where} ({name}): backend {gpu_only!r} runs on a GPU only; "
+            f"a cpu model takes {', '.join(CPU_BACKENDS)}"
+        )
     stem = name.partition(":")[2] or name
+    suffix = "-cpu" if device == "cpu" else ""
     return [
         BenchSpec(
-            id=f"{stem}-b{batch}-{backend}",
+            id=f"{stem}-b{batch}-{backend}{suffix}",
             kind="model",
             dtype=dtype,
             model=name,
@@ -82,6 +100,7 @@ def _model_specs(index: int, table: Mapping, defaults: Mapping) -> list[BenchSpe
             batch=_positive_int(batch, f"{where} ({name}) batch"),
             backend=backend,
             tolerance=tolerance,
+            device=device,
         )  # fmt: skip
         for batch in batches
         for backend in backends

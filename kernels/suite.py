@@ -4,7 +4,8 @@
 decision flow reads top to bottom in one place:
 
 1. ``measure(spec)`` runs a benchmark (twice under ``--update-baselines``,
-   keeping the second run only if ``roofline.perf.gate.agree`` says the two agree).
+   keeping the second run unless ``roofline.perf.gate.agree`` refuses the pair: it
+   does only when they differ by more than the gate's own practical threshold).
 2. ``judge(entry)`` applies the single-run gate (size + Mann-Whitney) against the
    baseline entry; a suspected regression is re-measured in a fresh process
    (``python -m kernels.benchmark``) and stands only if that run regresses too.
@@ -21,12 +22,14 @@ decision flow reads top to bottom in one place:
    another environment, are ``not_comparable`` and fail nothing. An update
    session (``--update-baselines``) only lists the entries it refused to write.
 
-Baselines live in ``baselines/<gpu key>.json``. A baseline from another
-environment is not comparable: the verdict names the differing field.
+Baselines live in ``baselines/<gpu key>.json`` (a CPU run's in ``baselines/cpu-<cpu>.json``,
+``baseline_name``). A baseline from another environment is not comparable: the verdict
+names the differing field. A CPU run's summary starts with a line saying so.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,6 +47,19 @@ from roofline.perf.results import Benchmark, PerfResults, incomparable, load_res
 
 VERDICT = "verdict"
 UPDATE_REFUSED = "update_refused"
+UPDATE_AGREEMENT = "update_agreement"  # how far apart an accepted update's two runs were
+CPU_RUN_NOTE = (
+    "CPU RUN (device cpu, timed by process CPU time): not a GPU measurement; "
+    "no utilization, prediction or telemetry"
+)
+
+
+def baseline_name(environment: Mapping) -> str:
+    """``<gpu key>.json`` for a GPU run, ``cpu-<cpu model>.json`` for a CPU run (never a GPU's name)."""
+    if environment.get("device") == "cpu":
+        slug = re.sub(r"[^a-z0-9]+", "-", str(environment.get("cpu_model") or "unknown").lower()).strip("-")
+        return f"cpu-{slug[:60]}.json"
+    return f"{environment['gpu_key']}.json"
 
 
 @dataclass
@@ -77,9 +93,11 @@ class Session:
         if self.update:
             self.say(f"{spec.id}: second measurement for the baseline update")
             second = run(spec, self.options, self.environment, self.say)
-            refused = entry.extra.get("invalid_reason") or second.extra.get("invalid_reason")
-            refused = refused or gate.agree(entry, second)
-            entry = replace(second, extra={**second.extra, UPDATE_REFUSED: refused})
+            refused = gate.agree(entry, second)
+            agreement = None if refused else gate.agreement(entry, second)
+            entry = replace(
+                second, extra={**second.extra, UPDATE_REFUSED: refused, UPDATE_AGREEMENT: agreement}
+            )
         self.results[spec.id] = entry
         return entry
 
@@ -135,7 +153,8 @@ class Session:
         rows += self._missing()
         if not self.results and not rows:
             return "no benchmarks ran"
-        lines = [gate.summary_table(sorted(rows, key=lambda v: v.id))] if rows else []
+        lines = [CPU_RUN_NOTE] if self.environment.get("device") == "cpu" else []
+        lines += [gate.summary_table(sorted(rows, key=lambda v: v.id))] if rows else []
         if self.results:
             write_results(self.results_path, PerfResults(self.environment, dict(self.results)))
             lines.append(f"results: {self.results_path}")
@@ -178,8 +197,9 @@ class Session:
 
     def _update_baseline(self) -> list[str]:
         refused = {k: e.extra[UPDATE_REFUSED] for k, e in self.results.items() if e.extra.get(UPDATE_REFUSED)}
+        session_keys = (VERDICT, UPDATE_REFUSED, UPDATE_AGREEMENT)
         accepted = {
-            k: replace(e, extra={n: v for n, v in e.extra.items() if n not in (VERDICT, UPDATE_REFUSED)})
+            k: replace(e, extra={n: v for n, v in e.extra.items() if n not in session_keys})
             for k, e in self.results.items()
             if k not in refused
         }
@@ -187,6 +207,11 @@ class Session:
         if self.baseline is not None and not self.mismatch:
             kept = {k: v for k, v in self.baseline.benchmarks.items() if k not in accepted}
         notes = [f"baseline NOT updated for {k}: {why}" for k, why in sorted(refused.items())]
+        notes += [
+            f"baseline entry {k}: {self.results[k].extra[UPDATE_AGREEMENT]}"
+            for k in sorted(accepted)
+            if self.results[k].extra.get(UPDATE_AGREEMENT)
+        ]
         if accepted:
             write_results(self.baseline_path, PerfResults(self.environment, {**kept, **accepted}))
             notes.append(f"baseline {self.baseline_path}: wrote {len(accepted)} benchmarks, kept {len(kept)}")

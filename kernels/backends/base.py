@@ -11,6 +11,7 @@ the runtime allows it, ``build`` captures the launch in a CUDA graph so that
 from __future__ import annotations
 
 import importlib
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +25,76 @@ REGISTRY = {
 }
 
 
-def cuda_unavailable_reason() -> str | None:
-    """None when torch sees a CUDA GPU (every backend allocates its buffers with torch), else why not."""
+#: Backends that also run on the CPU (the suite's CPU mode, ``--perf-device cpu``).
+CPU_BACKENDS = ("torch",)
+
+
+def cuda_unavailable_reason(check_arch: bool = True) -> str | None:
+    """None when torch can run CUDA kernels on GPU 0 (every backend allocates its buffers with torch),
+    else why not, in one line.
+
+    ``torch.cuda.is_available()`` is False without a GPU or driver, or with a driver too old for torch's
+    CUDA; torch then warns why, and that warning is the reason given. With ``check_arch``, a GPU whose
+    compute capability this torch build has no kernels for (a CUDA 12.8 or 13 torch on a V100: no sm_70,
+    pytorch/pytorch#172352) is unavailable too: every kernel would fail with "no kernel image is
+    available". That check reads the device's properties (``get_device_capability``) and the build's
+    flags (``get_arch_list``) and runs no kernel; ``check_arch=False`` skips it where no CUDA state should
+    be initialized at all (the xdist controller, which measures nothing).
+    """
     try:
         import torch
     except ImportError:
         return "torch is not installed (pip install 'roofline[torch]')"
-    if not torch.cuda.is_available():
-        return "no CUDA GPU visible (torch.cuda.is_available() is False)"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if not available:
+        said = next((str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()), "")
+        cuda = f"torch {torch.__version__}, CUDA {torch.version.cuda or 'none (a CPU-only build)'}"
+        return (
+            f"no CUDA GPU visible (torch.cuda.is_available() is False; {cuda}){': ' + said if said else ''}"
+        )
+    if check_arch:
+        return arch_mismatch(
+            torch.cuda.get_device_capability(0), torch.cuda.get_arch_list(), torch.__version__
+        )
+    return None
+
+
+def arch_mismatch(capability: tuple[int, int], arch_list: list[str], torch_version: str = "") -> str | None:
+    """Why a torch build with ``arch_list`` (``torch.cuda.get_arch_list()``: ``sm_XY`` SASS, ``compute_XY``
+    PTX) cannot run on a GPU of ``capability``, or None.
+
+    SASS runs on its own major version at an equal or higher minor (sm_80 code on an sm_86 GPU); PTX is
+    JIT-compiled for any GPU at or above it (CUDA C++ Programming Guide, "Binary Compatibility" and
+    "PTX Compatibility"). An empty list (a build that does not say) is not judged.
+    """
+    major, minor = capability
+    if not arch_list:
+        return None
+    for arch in arch_list:
+        kind, _, number = arch.partition("_")
+        if not number.isdigit():
+            continue
+        a_major, a_minor = divmod(int(number), 10)  # sm_86 -> (8, 6), sm_120 -> (12, 0)
+        if kind == "sm" and a_major == major and a_minor <= minor:
+            return None
+        if kind == "compute" and (a_major, a_minor) <= (major, minor):
+            return None
+    return (
+        f"torch {torch_version} has no kernels for this GPU's compute capability {major}.{minor} "
+        f'(it was built for {" ".join(arch_list)}): install the stack for this GPU (README, "GPU stacks")'
+    )
+
+
+def cpu_unavailable_reason(name: str) -> str | None:
+    """None when backend ``name`` can measure on the CPU (the suite's CPU mode), else why not."""
+    if name not in CPU_BACKENDS:
+        return f"backend {name} runs on a GPU only (the CPU mode runs {', '.join(CPU_BACKENDS)})"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "torch is not installed (pip install 'roofline[torch]')"
     return None
 
 

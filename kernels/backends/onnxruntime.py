@@ -89,6 +89,12 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
+def tf32_allowed(dtype: str) -> bool:
+    """Whether the CUDA EP may keep its default TF32 math: not for fp32, which means IEEE fp32 in the suite
+    (``cuda_provider_options``); TF32 only touches float32 tensors, so it does not matter for fp16."""
+    return dtype != "fp32"
+
+
 def requested_providers(ep: str) -> list[str]:
     """Provider names for ``ep`` in priority order (the GPU providers the session must load)."""
     if ep == "cuda":
@@ -106,14 +112,25 @@ def _stream_options(user_compute_stream: int | None) -> dict[str, str]:
 
 
 def cuda_provider_options(
-    device_id: int, *, cuda_graph: bool, user_compute_stream: int | None = None
+    device_id: int, *, cuda_graph: bool, user_compute_stream: int | None = None, tf32: bool = True
 ) -> dict[str, str]:
-    """``CUDAExecutionProvider`` options (all values strings, as ORT parses them)."""
+    """``CUDAExecutionProvider`` options (all values strings, as ORT parses them).
+
+    ``tf32=False`` sets ``use_tf32`` to "0": the CUDA EP runs float32 GEMMs and cuDNN convolutions as
+    TF32 on Ampere and newer unless told not to ("By default, enable TF32 to speed up float GEMM/MatMul
+    or cuDNN convolution of float matrices": ``bool use_tf32{true}`` in
+    onnxruntime/core/providers/cuda/cuda_execution_provider_info.h; option name ``kUseTF32`` in
+    cuda_execution_provider_info.cc). The suite's fp32 means IEEE fp32 on every backend (the torch
+    backend clears torch's TF32 flags, the TensorRT backend ``BuilderFlag.TF32``); a TF32 "fp32" run
+    measured against the FP32 peak could pass 100% utilization.
+    """
     options = {
         "device_id": str(device_id),
         "cudnn_conv_algo_search": "EXHAUSTIVE",
         "enable_cuda_graph": _flag(cuda_graph),
     }
+    if not tf32:
+        options["use_tf32"] = "0"
     return {**options, **_stream_options(user_compute_stream)}
 
 
@@ -154,6 +171,7 @@ def provider_list(
     user_compute_stream: int | None = None,
     workspace_bytes: int | None = None,
     builder_optimization_level: int | None = None,
+    tf32: bool = True,
 ) -> list[tuple[str, dict[str, str]]]:
     """``[(provider name, options)]`` for ``InferenceSession(providers=...)``, highest priority first.
 
@@ -161,11 +179,13 @@ def provider_list(
     CPU EP is a configuration error, and ORT adds it implicitly anyway. Under
     ``ep="tensorrt"`` the CUDA EP never gets ``enable_cuda_graph``: ORT lets only
     one provider own the session's CUDA graph, and with ``trt_cuda_graph_enable``
-    every node must then be on TensorRT.
+    every node must then be on TensorRT. ``tf32=False`` (fp32 benchmarks) turns the CUDA EP's default
+    TF32 off (``cuda_provider_options``); the TensorRT EP has no such option in the versions of the
+    stacks, so an fp32 run on ``ep="tensorrt"`` may still use TF32 inside TensorRT's engine.
     """
     names = requested_providers(ep)
     cuda = cuda_provider_options(
-        device_id, cuda_graph=cuda_graph and ep == "cuda", user_compute_stream=user_compute_stream
+        device_id, cuda_graph=cuda_graph and ep == "cuda", user_compute_stream=user_compute_stream, tf32=tf32
     )
     if ep == "cuda":
         return [(names[0], cuda)]
@@ -353,6 +373,7 @@ class OnnxRuntimeBackend(Backend):
             user_compute_stream=self.stream.cuda_stream,
             workspace_bytes=self.workspace_bytes,
             builder_optimization_level=self.builder_optimization_level,
+            tf32=tf32_allowed(spec.dtype),
         )
         session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
         check_no_cpu_fallback(session.get_providers(), [name for name, _ in providers])

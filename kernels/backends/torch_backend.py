@@ -12,6 +12,11 @@ inside ours.
 
 For ``fp32`` TF32 is switched off for both matmul and cuDNN, so fp32 means IEEE
 fp32 (torch enables TF32 for cuDNN convolutions by default).
+
+``device="cpu"`` (the suite's CPU mode): the same model and input on the CPU, no
+stream and no graph; ``launch()`` runs one forward pass synchronously, on
+``threads`` intra-op threads (``torch.set_num_threads``; None keeps torch's
+default, one per core), restored by ``close()``.
 """
 
 from __future__ import annotations
@@ -29,11 +34,19 @@ WARMUP_ITERATIONS = 3
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, *, cuda_graph: bool = True, compile: bool = False, channels_last: bool = True):
-        self.cuda_graph = cuda_graph
+    def __init__(
+        self, *, cuda_graph: bool = True, compile: bool = False, channels_last: bool = True,
+        device: str = "cuda", threads: int | None = None,
+    ):  # fmt: skip
+        if device not in ("cuda", "cpu"):
+            raise ValueError(f"the torch backend runs on cuda or cpu, not {device!r}")
+        self.device = device
+        self.cuda_graph = cuda_graph and device == "cuda"
         self.compile = compile
         self.channels_last = channels_last
+        self.threads = threads
         self.graph = None
+        self.stream = None
         self.spec: ModelSpec | None = None
 
     @classmethod
@@ -56,6 +69,17 @@ class TorchBackend(Backend):
         self.spec = spec
         dtype = getattr(torch, TORCH_DTYPES[spec.dtype])
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        if self.device == "cpu":
+            self._threads = torch.get_num_threads()
+            if self.threads is not None:
+                torch.set_num_threads(self.threads)
+            model = instantiate(spec.source).to(dtype=dtype, memory_format=fmt)
+            self.model = torch.compile(model) if self.compile else model
+            self.input = torch.randn(spec.input_shape, dtype=dtype).contiguous(memory_format=fmt)
+            with torch.inference_mode():
+                for _ in range(WARMUP_ITERATIONS):
+                    self.output = self.model(self.input)
+            return
         self._tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         if spec.dtype == "fp32":
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -88,20 +112,31 @@ class TorchBackend(Backend):
     def describe(self) -> dict[str, Any]:
         import torch
 
-        return {
+        info = {
             "backend": self.name,
             "version": self.version(),
+            "device": self.device,
             "dtype": self.spec.dtype if self.spec else None,
             "cuda_graph": self.cuda_graph,
             "compile": self.compile,
             "channels_last": self.channels_last,
-            "cudnn": torch.backends.cudnn.version(),
         }
+        if self.device == "cpu":
+            return {
+                **info,
+                "threads": torch.get_num_threads(),
+                "mkldnn": torch.backends.mkldnn.is_available(),
+            }
+        return {**info, "cudnn": torch.backends.cudnn.version()}
 
     def close(self) -> None:
         import torch
 
         self.graph = self.model = self.input = self.output = None
+        if self.device == "cpu":
+            with contextlib.suppress(AttributeError):
+                torch.set_num_threads(self._threads)
+            return
         with contextlib.suppress(AttributeError):
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._tf32
         torch.cuda.empty_cache()

@@ -27,6 +27,10 @@ Two files are comparable only when every ``COMPARED_FIELDS`` entry of their
 environments matches and the versions of the backends both files used match:
 a different GPU, driver, CUDA, power limit, clock ceiling or runtime is a
 different experiment (DESIGN.md, "Measuring on a GPU").
+
+A CPU run (the suite's CPU mode) says ``"device": "cpu"`` in its environment
+(its GPU fields are null) and is compared on ``CPU_COMPARED_FIELDS`` too; a file
+without ``device`` is a GPU run's. A CPU file and a GPU file never compare.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ COMPARED_FIELDS = (
     "max_sm_clock_mhz",
     "max_mem_clock_mhz",
 )
+#: Compared as well, where a file has them: the device kind ("cuda" when absent) and the CPU fingerprint.
+CPU_COMPARED_FIELDS = ("device", "cpu_model", "cpu_count")
 MAD_TO_SIGMA = 1.4826  # 1 / Phi^-1(3/4): MAD -> standard deviation for normal data
 
 
@@ -222,10 +228,15 @@ def write_results(path: str | Path, results: PerfResults) -> None:
 
 def incomparable(baseline: PerfResults, results: PerfResults) -> list[str]:
     """The environment fields that differ, as "field: baseline X, results Y" (empty when comparable)."""
+
+    def field(env: Mapping[str, Any], name: str) -> Any:
+        return env.get(name, "cuda" if name == "device" else None)
+
+    base_env, new_env = baseline.environment, results.environment
     diffs = [
-        f"{name}: baseline {baseline.environment.get(name)!r}, results {results.environment.get(name)!r}"
-        for name in COMPARED_FIELDS
-        if baseline.environment.get(name) != results.environment.get(name)
+        f"{name}: baseline {field(base_env, name)!r}, results {field(new_env, name)!r}"
+        for name in (*CPU_COMPARED_FIELDS[:1], *COMPARED_FIELDS, *CPU_COMPARED_FIELDS[1:])
+        if field(base_env, name) != field(new_env, name)
     ]
     base_versions = dict(baseline.environment.get("backends") or {})
     new_versions = dict(results.environment.get("backends") or {})

@@ -258,6 +258,16 @@ def test_cuda_provider_list(tmp_path):
     assert ortb.provider_list("cuda", tmp_path, cuda_graph=False)[0][1]["enable_cuda_graph"] == "0"
 
 
+def test_fp32_turns_the_cuda_eps_default_tf32_off(tmp_path):
+    # The CUDA EP defaults to use_tf32=1 (cuda_execution_provider_info.h): fp32 would be TF32 on Ampere+.
+    for ep in ortb.PROVIDERS:
+        cuda = dict(ortb.provider_list(ep, tmp_path, tf32=False))[CUDA]
+        assert cuda["use_tf32"] == "0", ep
+        assert "use_tf32" not in dict(ortb.provider_list(ep, tmp_path))[CUDA]  # fp16: ORT's default stands
+    assert ortb.cuda_provider_options(0, cuda_graph=True, tf32=False)["use_tf32"] == "0"
+    assert not ortb.tf32_allowed("fp32") and ortb.tf32_allowed("fp16")  # what build() passes as tf32
+
+
 def test_tensorrt_provider_list_falls_back_to_cuda_only(tmp_path):
     providers = ortb.provider_list("tensorrt", tmp_path, device_id=0, trt_fp16_enable=True)
     assert [name for name, _ in providers] == [TRT, CUDA]
@@ -493,3 +503,18 @@ def test_export_cached_resnet18(tmp_path):
     assert path.stat().st_mtime_ns == mtime and onnx_sha256(path) == digest  # reused, not re-exported
     fresh = export_cached("timm:resnet18", 64, tmp_path / "other")
     assert onnx_sha256(fresh) == digest  # a fixed seed gives the same weights and bytes
+
+
+def test_predictions_use_the_engine_of_the_backend_that_measured():
+    from dataclasses import replace
+
+    from kernels.benchmark import RunOptions, engine_of
+
+    graphs = RunOptions()
+    assert [engine_of(b, graphs).key for b in ("tensorrt", "onnxruntime", "torch")] == [
+        "tensorrt", "onnxruntime", "torch",
+    ]  # fmt: skip
+    assert engine_of("torch", replace(graphs, torch_compile=True)).key == "torch-compile"
+    # A CUDA graph replays the launches: no host time per kernel; without one the engine's own.
+    assert engine_of("torch", graphs).host_issue_s == 0.0
+    assert engine_of("torch", replace(graphs, cuda_graph=False)).host_issue_s > 0

@@ -1,5 +1,7 @@
-"""The perf suite on a machine without a GPU: every GPU benchmark skips with a reason,
-and the fresh-process re-run entry point refuses bad input in one line without writing."""
+"""The perf suite on a machine without a GPU: every GPU benchmark skips with a reason, unless a GPU
+is required (``--backend``, ``--require-gpu``, or CI on a GPU runner): then the session ends in one
+line with exit 2, never a silent green. The fresh-process re-run entry point refuses bad input in one
+line without writing."""
 
 import dataclasses
 import os
@@ -23,20 +25,78 @@ needs_no_gpu = pytest.mark.skipif(
 )
 
 
-def _run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+def _run(*args, cwd=ROOT, env=None):
+    environ = {k: v for k, v in os.environ.items() if k not in ("CI", "ROOFLINE_GPU_RUNNER")}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**environ, **(env or {})},
+    )
+
+
+PERF = ("-m", "pytest", "perf_tests", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider")
 
 
 @needs_no_gpu
 def test_gpu_benchmarks_skip_with_a_reason():
-    done = _run("-m", "pytest", "perf_tests", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
-                "--backend", "tensorrt")  # fmt: skip
+    done = _run(*PERF, "-k", "tensorrt or not model_throughput", env={"CI": "true"})  # CI, but no GPU label
     assert done.returncode == 0, done.stdout[-2000:]
     models = sum(1 for s in load_manifest().values() if s.backend in (None, "tensorrt"))
     summary = done.stdout.strip().splitlines()[-1]
     others = 3  # device database, staircase, latency table
     assert f"{models + others} skipped" in summary and "passed" not in summary and "failed" not in summary
     assert "no CUDA GPU visible" in done.stdout
+
+
+@needs_no_gpu
+@pytest.mark.parametrize(
+    ("args", "env", "cause"),
+    [
+        (["--backend", "tensorrt"], {}, "GPU required (--backend tensorrt) but unusable: no CUDA GPU"),
+        (["--require-gpu"], {}, "GPU required (--require-gpu) but unusable: no CUDA GPU visible"),
+        ([], {"CI": "true", "ROOFLINE_GPU_RUNNER": "v100"},
+         "GPU required (CI=true on a GPU runner (ROOFLINE_GPU_RUNNER=v100)) but unusable: no CUDA GPU"),
+    ],
+)  # fmt: skip
+def test_no_silent_green_where_a_gpu_is_required(args, env, cause):
+    done = _run(*PERF, "-k", "database", *args, env=env)
+    assert done.returncode == 2, done.stdout[-2000:]
+    lines = [line for line in done.stdout.splitlines() if "GPU required" in line]
+    assert (
+        len(lines) == 1 and cause in lines[0] and "passed" not in done.stdout and "skipped" not in done.stdout
+    )
+
+
+@needs_no_gpu
+def test_a_required_gpu_does_not_stop_an_analytic_run():
+    # What .ci/run does on a GPU runner's labels: no GPU test is selected, so nothing is required.
+    done = _run("-m", "pytest", "unit_tests/test_schema.py", "-m", "analytic", "-q", "-p", "no:cacheprovider",
+                "--require-gpu", env={"CI": "true", "ROOFLINE_GPU_RUNNER": "v100"})  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_gpu_required_reasons():
+    import types
+
+    import conftest
+
+    def config(**options):
+        values = {"--perf-device": "cuda", "--require-gpu": False, "--backend": [], **options}
+        return types.SimpleNamespace(getoption=values.__getitem__)
+
+    assert conftest.gpu_required(config(), environ={}) is None
+    assert conftest.gpu_required(config(), environ={"CI": "true"}) is None  # .ci/run: CI, no GPU label
+    assert conftest.gpu_required(config(), environ={"ROOFLINE_GPU_RUNNER": "a100"}) is None  # not CI
+    assert "ROOFLINE_GPU_RUNNER=a100" in conftest.gpu_required(
+        config(), {"CI": "1", "ROOFLINE_GPU_RUNNER": "a100"}
+    )
+    assert conftest.gpu_required(config(**{"--require-gpu": True}), environ={}) == "--require-gpu"
+    assert conftest.gpu_required(config(**{"--backend": ["torch"]}), environ={}) == "--backend torch"
+    cpu = config(**{"--perf-device": "cpu", "--require-gpu": True})
+    assert conftest.gpu_required(cpu, {"CI": "true", "ROOFLINE_GPU_RUNNER": "v100"}) is None  # CPU mode
 
 
 @needs_no_gpu
@@ -91,6 +151,8 @@ def test_xdist_auto_uses_one_worker_without_a_gpu():
             strict_power=True,
             torch_compile=True,
             trt_layers=True,
+            slowdown=2,
+            threads=1,
         ),
     ],
 )

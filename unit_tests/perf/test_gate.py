@@ -201,10 +201,15 @@ def test_confirm_needs_the_rerun_to_regress_too():
 def test_agree():
     first = bench(windows(1000, 0.01, seed=1))
     assert agree(first, bench(windows(1005, 0.01, seed=2))) is None
-    assert "differ by -5.0%" in agree(first, bench(windows(950, 0.01, seed=2)))
-    # 1% apart is under the floor, but with 0.1% noise it is a real shift: don't average two states.
+    refused = agree(first, bench(windows(950, 0.01, seed=2)))
+    assert "differ by -5.0%, more than the gate's practical threshold max(floor 3.0%" in refused
+    assert "regression" in refused
+    # 1% apart with 0.1% noise is a significant shift, but the gate would never flag it: accepted.
     quiet = bench(windows(1000, 0.001, seed=1))
-    assert "shifted" in agree(quiet, bench(windows(990, 0.001, seed=2)))
+    assert agree(quiet, bench(windows(990, 0.001, seed=2))) is None
+    assert gate.agreement(quiet, bench(windows(990, 0.001, seed=2))).startswith(
+        "the two runs differ by -1.0%"
+    )
     assert "invalid" in agree(first, bench(windows(1000, 0.01), extra={"invalid_reason": "throttled"}))
     assert "too few windows" in agree(bench(windows(1000, 0.01, 5)), bench(windows(1000, 0.01, 5)))
 
