@@ -25,11 +25,11 @@ def markdown(s: Survey, figures: Sequence[str] = ()) -> str:
     memory = [e for e in est if e.bound == "memory"]
     first = est[0]
     lines = [
-        f"# Utilization survey: {s.target.gpu.name}, {s.target.dtype}",
+        f"# Utilization survey: {s.target.gpu.name}, {s.target.dtype}, {s.target.engine.name}",
         "",
         f"{len(est)} models at batch {s.batch}; peak {first.peak.flops_s / 1e12:.1f} TFLOP/s "
         f"({first.peak.kind}), CMR {first.peak.cmr:.1f} FLOP/byte. Predicted by the roofline "
-        "model of `roofline` with the wave model; no GPU was used.",
+        f"model of `roofline` for {s.target.engine.name}'s kernels with the wave model; no GPU was used.",
         "",
         f"- Median utilization {100 * np.median(util):.1f}% (range {100 * util.min():.1f}%"
         f"-{100 * util.max():.1f}%).",

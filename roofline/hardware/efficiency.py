@@ -82,13 +82,18 @@ def generation_of(gpu: GPU) -> str:
 
 
 @cache
-def default_efficiency(generation: str) -> KernelEfficiency:
-    """The terms of ``generation`` (``generation_of``), falling back on ``[default]``."""
+def default_efficiency(generation: str, segment: str = "datacenter") -> KernelEfficiency:
+    """The terms of ``generation`` (``generation_of``) for ``segment``: ``[default]``, then
+    ``[default.<segment>]``, then the generation's table, then its ``[generation.X.<segment>]``."""
     data = _data()
-    spec = {**data["default"], **data["generation"].get(generation, {})}
+    spec: dict[str, Any] = {}
+    for table in (data["default"], data["generation"].get(generation, {})):
+        spec.update({k: v for k, v in table.items() if not isinstance(v, dict)})
+        spec.update(table.get(segment, {}))
     spec.pop("compute_capabilities", None)
-    return KernelEfficiency(generation=generation, **spec)
+    label = f"{generation} {segment}" if segment != "datacenter" else generation
+    return KernelEfficiency(generation=label, **spec)
 
 
 def efficiency_for(gpu: GPU) -> KernelEfficiency:
-    return default_efficiency(generation_of(gpu))
+    return default_efficiency(generation_of(gpu), gpu.segment)

@@ -60,6 +60,9 @@ class GPU:
     #: Dense FLOP/s with FP32 accumulation, only for the dtypes where it is slower than
     #: ``peak_flops_s`` (GeForce fp16/fp8); empty on parts that run both at one rate.
     peak_flops_s_fp32_accumulate: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    #: "geforce" or "datacenter" (workstation and embedded parts included): GeForce boards sustain clocks
+    #: above their rated boost and have their own efficiency terms (``data/efficiency.toml``).
+    segment: str = "datacenter"
 
     def datasheet_roof(self, dtype: str, accumulator: str = "fp16") -> Roof:
         flops_s = self.peak(dtype, accumulator)
@@ -178,6 +181,7 @@ def _parse_database(raw: Mapping) -> tuple[dict[str, GPU], dict[str, str]]:
             sm_limits=limits[spec["compute_capability"]],
             sources=MappingProxyType(dict(spec["sources"])),
             peak_flops_s_fp32_accumulate=_fp32_accumulate_peaks(key, spec),
+            segment=spec.get("segment", "datacenter"),
         )
         gpus[key] = gpu
         for alias in (key, *gpu.aliases):
