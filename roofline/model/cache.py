@@ -66,8 +66,12 @@ def cache_dir() -> Path:
     return base / "roofline" / "ir"
 
 
+@cache
 def package_version(name: str) -> str | None:
-    """The installed version of distribution ``name`` from its metadata (no import), None if absent."""
+    """The installed version of distribution ``name`` from its metadata (no import), None if absent.
+
+    Read once per process: parsing a distribution's metadata costs more than reading a cached network.
+    """
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
