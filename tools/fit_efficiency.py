@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import dataclass
 from functools import cache
@@ -37,7 +36,7 @@ from roofline.errors import RooflineError
 from roofline.hardware.efficiency import efficiency_for
 from roofline.model.ir_file import read_network
 from roofline.perf.measured import read_measured
-from roofline.studies.validate import resolve_measured
+from roofline.studies.validate import family, resolve_measured
 
 #: The terms fitted, their bounds; the rest keep their published or derived values.
 FITTED = {
@@ -47,10 +46,6 @@ FITTED = {
     "attention_compute": (0.05, 1.0),
     "k_fill_elems": (0.0, 1024.0),
 }
-
-
-def family(model: str) -> str:
-    return re.match(r"[a-z]+", model).group(0)
 
 
 @dataclass
@@ -75,7 +70,7 @@ def load_network(model: str, resolution: int, ir_dir: Path | None):
             return resolve_measured(model, resolution)
         path = ir_dir / f"{model}@{resolution}.json"
         return read_network(json.loads(path.read_text()), source=str(path)) if path.exists() else None
-    except (RooflineError, ValueError):  # untraceable or unreadable: validate lists these; the fit leaves them out
+    except (RooflineError, ValueError):  # untraceable or unreadable: validate lists these, the fit skips them
         return None
 
 
@@ -143,7 +138,8 @@ def fit(
 def scores(pred: np.ndarray, measured: np.ndarray) -> str:
     err = np.abs(pred / measured - 1)
     rho = spearmanr(pred, measured).statistic
-    return f"MdAPE {100 * np.median(err):5.1f}%  within 15% {100 * np.mean(err <= 0.15):5.1f}%  Spearman {rho:.3f}"
+    mdape, within = 100 * np.median(err), 100 * np.mean(err <= 0.15)
+    return f"MdAPE {mdape:5.1f}%  within 15% {within:5.1f}%  Spearman {rho:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

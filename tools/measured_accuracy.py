@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return None
 
     engines = "engine" in Target.__dataclass_fields__
-    print(f"{'table':56s} {'kind':4s} {'rows':>4s} {'pred/meas':>9s} {'MdAPE':>6s} {'<=15%':>6s} {'Spearman':>8s}")
+    header = ("table", "kind", "rows", "pred/meas", "MdAPE", "<=15%", "Spearman")
+    print(f"{header[0]:56s} {header[1]:4s} " + " ".join(f"{h:>9s}" for h in header[2:]))
     for path in sorted(args.tables.glob("benchmark-*.csv")):
         gpu = next(key for fragment, key in GPUS.items() if fragment in path.name)
         engine = "torch-compile" if "dynamo" in path.name else "torch"
@@ -86,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ratio = pred / meas
             error = np.abs(ratio - 1)
-            print(
-                f"{path.name:56s} {kind:4s} {len(pred):4d} {np.median(ratio):9.2f} {100 * np.median(error):5.1f}% "
-                f"{100 * np.mean(error <= 0.15):5.1f}% {spearmanr(pred, meas).statistic:8.3f}"
-            )
+            median, mdape, within = np.median(ratio), 100 * np.median(error), 100 * np.mean(error <= 0.15)
+            rho = spearmanr(pred, meas).statistic
+            figures = f"{len(pred):9d} {median:9.2f} {mdape:8.1f}% {within:8.1f}% {rho:9.3f}"
+            print(f"{path.name:56s} {kind:4s} {figures}")
     return 0
 
 

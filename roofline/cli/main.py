@@ -16,6 +16,10 @@
     roofline perf-compare BASELINE.json RESULTS.json [--json] [--floor F] [--k K] [--alpha A]
     roofline validate MEASURED [MEASURED ...] [--gpu G] [--engine E] [--dtype D] [--models REGEX]
                       [--limit N] [--plot FILE] [--json]
+    roofline learn DATA [DATA ...] [--out FILE.csv] [--compare] [--held-out-gpu G] [--json]
+
+``analyze`` and ``survey`` take ``--learned`` (or ``--learned-model FILE``): the learned utilization
+predictor's figures beside the analytic ones (``roofline.studies.learned``).
 
 Every ``--batch`` also takes ``max``: the largest batch that fits in the GPU's
 memory (``roofline.analysis.batch``). Bad input prints one line, ``roofline: error: ...``, and exits
@@ -406,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     for cmd in (analyze, stairs, opt, table, sweep, fold_cmd, surv):
         _add_model_options(cmd)
     listings = (
-        ("gpus", "list the GPU database"), ("engines", "list the execution engines"), ("zoo", "list the embedded models"),
+        ("gpus", "list the GPU database"),
+        ("engines", "list the execution engines"),
+        ("zoo", "list the embedded models"),
     )  # fmt: skip
     for name, text in listings:
         cmd = sub.add_parser(name, help=text)
@@ -848,7 +854,7 @@ def _learn(args: argparse.Namespace) -> None:
     if args.out:
         files.check_parent(args.out)
     shipped = packaged_tables()
-    tables, samples = [], []
+    tables, samples, unreadable = [], [], []
     for name in _unique(args.data):
         path = shipped[name] if name in shipped and not Path(name).exists() else Path(name)
         first = _first_line(path)
@@ -856,6 +862,7 @@ def _learn(args: argparse.Namespace) -> None:
             tables.append(features.read_table(path))
             continue
         measured = read_measured(path)
+        unreadable += measured.problems
         found = features.samples_of(measured, gpu, engine)
         if first.lstrip().startswith("{"):  # a results file: nvidia-smi's busy share, where recorded
             busy = _busy_fractions(load_results(path, "results file"))
@@ -874,12 +881,13 @@ def _learn(args: argparse.Namespace) -> None:
     bar.close()
     table = features.FeatureTable.concat([built, *tables]) if tables else built
     if len(table) == 0:
-        raise RooflineError("no usable measurement: every model failed to resolve (see the notes above)")
-    if args.out:
-        files.write_text(args.out, table.to_csv())
+        why = f": {skipped[0][1]}" if skipped else ""
+        raise RooflineError(f"no usable measurement in {', '.join(args.data)}: no model resolved{why}")
     start = time.perf_counter()
     model = training.train(table, args.target, source=str(args.out or "this run"))
     training_s = time.perf_counter() - start
+    if args.out:  # written once it is known to train
+        files.write_text(args.out, table.to_csv())
     comparison = None
     if args.compare:
         say = None if args.json else (lambda what: print(f"roofline: comparing: {what}", file=sys.stderr))
@@ -889,6 +897,7 @@ def _learn(args: argparse.Namespace) -> None:
         "engines": list(model.engines), "target": args.target, "training_s": training_s,
         "skipped": [{"model": s.model, "resolution": s.resolution, "source": s.source, "reason": why}
                     for s, why in skipped],
+        "unreadable": list(unreadable),
     }  # fmt: skip
     if comparison is not None:
         summary["comparison"] = comparison.to_dict()
@@ -949,7 +958,8 @@ def _engines(args: argparse.Namespace) -> None:
     engines = [get_engine(key) for key in engine_keys()]
     if args.json:
         _print_json([
-            {**e.to_dict(), "aliases": list(e.aliases), "fusion": dataclasses.asdict(e.fusion), "sources": dict(e.sources)}
+            {**e.to_dict(), "aliases": list(e.aliases), "fusion": dataclasses.asdict(e.fusion),
+             "sources": dict(e.sources)}
             for e in engines
         ])  # fmt: skip
     else:

@@ -133,6 +133,7 @@ def engine_table(engines: list[Engine]) -> str:
 
     def rules(e: Engine) -> str:
         f = e.fusion
+        chains = "pointwise chains" + (" + reductions" if f.fuse_reductions else "")
         acts = (
             "all"
             if f.epilogue_activations == ACTIVATIONS
@@ -140,8 +141,9 @@ def engine_table(engines: list[Engine]) -> str:
         )
         parts = [f"fold BN: {'yes' if f.fold_bn else 'no'}", f"epilogue act: {acts}",
                  f"epilogue add: {'yes' if f.epilogue_add else 'no'}",
-                 "pointwise chains" + (" + reductions" if f.fuse_reductions else "") if f.pointwise_chains else "",
-                 "concat eliminated" if f.eliminate_concat else "concat copied"]  # fmt: skip
+                 chains if f.pointwise_chains else "",
+                 "concat eliminated" if f.eliminate_concat else "concat copied",
+                 "fused attention" if f.fused_attention else ""]  # fmt: skip
         return "; ".join(p for p in parts if p)
 
     rows = [
@@ -532,7 +534,7 @@ def _learned_notes(learned: list[Learned]) -> list[str]:
     model = learned[0].model
     lines = [
         f"Learned: {model.describe()}. Utilization refers to the same peak as the analytic figures; "
-        "the range is the 16th-84th percentile of the trees (the model's own uncertainty, not "
+        "the range is +-1 standard deviation of the trees' log predictions (the model's own uncertainty, not "
         "measurement noise).",
     ]
     extrapolated = sorted({why for guess in learned for why in guess.extrapolated})
@@ -554,7 +556,7 @@ def learned_report(learned: list[Learned]) -> str:
         for g in learned
     ]  # fmt: skip
     headers = ("model", "batch", "analytic img/s", "learned img/s", "analytic util %", "learned util %",
-               "learned 16-84% util")  # fmt: skip
+               "learned util range")  # fmt: skip
     table = tabulate(rows, headers=headers, floatfmt=("", "", ".0f", ".0f", ".1f", ".1f", ""))
     return "\n".join([table, *_learned_notes(learned)])
 
@@ -571,7 +573,7 @@ def headroom_report(learned: list[Learned]) -> str:
              f"{100 * spread['utilization_low']:.1f}-{100 * spread['utilization_high']:.1f}",
              g.throughput_img_s, 100 * g.headroom)
         )  # fmt: skip
-    headers = ("model", "batch", "analytic util %", "learned util %", "16-84%", "learned img/s",
+    headers = ("model", "batch", "analytic util %", "learned util %", "range %", "learned img/s",
                "headroom %")  # fmt: skip
     idle = sum(g.headroom > 0.5 for g in learned)
     lines = [
@@ -619,6 +621,8 @@ def learn_report(summary: dict[str, Any], model: LearnedModel, comparison: Compa
             lines.append(f"  {reason} ({len(names)}): {_more(sorted(set(names)))}")
         if len(reasons) > LEARN_LISTED:
             lines.append(f"  ... and {len(reasons) - LEARN_LISTED} more reasons (--json lists all)")
+    if summary["unreadable"]:
+        lines.append(f"skipped {len(summary['unreadable'])} unreadable rows, e.g. {summary['unreadable'][0]}")
     if comparison is not None:
         lines += [
             "",
@@ -630,10 +634,10 @@ def learn_report(summary: dict[str, Any], model: LearnedModel, comparison: Compa
             "RMSLE of utilization in percent (the study's scale), MdAPE = median |pred/meas - 1|, Spearman's "
             "rank correlation; 'analytic' is the analytic model's own prediction, no fit.",
         ]
-        chosen = [s for s in comparison.scores if s.params]
+        chosen = [s for s in comparison.scores if s.params and s.split == "family"]
         if chosen:
             lines.append(
-                "grid choices: "
-                + "; ".join(f"{s.split}/{s.features}/{s.regressor}: {dict(s.params)}" for s in chosen)
+                "grid choices (on the family split, used for every split): "
+                + "; ".join(f"{s.features}/{s.regressor}: {dict(s.params)}" for s in chosen)
             )
     return "\n".join(lines)

@@ -109,7 +109,8 @@ def load_calibration(path: str | Path, gpu: GPU) -> Calibration:
     measured = {}
     for name in terms.data:
         if name not in efficiency.CALIBRATED_TERMS:
-            raise terms.error(str(name), f"is not a calibrated term: use {', '.join(efficiency.CALIBRATED_TERMS)}")
+            choices = ", ".join(efficiency.CALIBRATED_TERMS)
+            raise terms.error(str(name), f"is not a calibrated term: use {choices}")
         measured[name] = terms.number(name, positive=True)
         if measured[name] > 1:
             raise terms.error(name, f"is {measured[name]:g}: an efficiency is a fraction in (0, 1]")

@@ -31,14 +31,13 @@ from typing import Any
 
 from roofline.hardware.gpus import GPU
 
-
 #: Terms a calibration file may measure (``python -m kernels.calibrate``'s class microbenchmarks).
 CALIBRATED_TERMS = ("cuda_core_compute", "depthwise_bandwidth", "attention_compute")
 
 
 @dataclass(frozen=True)
 class KernelEfficiency:
-    """Per-class efficiency terms of one GPU generation (module doc; fields as in ``data/efficiency.toml``)."""
+    """The per-class terms of a GPU generation (module doc; fields as in ``data/efficiency.toml``)."""
 
     generation: str
     gemm_compute: float

@@ -249,8 +249,10 @@ def fuse(network: Network, policy: FusionPolicy = TENSORRT) -> tuple[Kernel, ...
             if isinstance(layer, Conv) and layer.bias and not policy.conv_bias_epilogue:
                 kernel.weight_elems -= layer.out_channels  # the add reads the bias, not the conv
                 bias = _bias_add(layer)
-                kernels.append(_Open(anchor=bias, order=len(kernels), inputs={layer.output: layer.output_shape},
-                                     weight_elems=bias.params()))  # fmt: skip
+                inputs = {layer.output: layer.output_shape}
+                kernels.append(
+                    _Open(anchor=bias, order=len(kernels), inputs=inputs, weight_elems=bias.params())
+                )
                 open_by_output[layer.output] = kernels[-1]
     return tuple(k.freeze() for k in kernels)
 

@@ -108,7 +108,7 @@ def test_measured_kernel_class_terms_override_the_defaults(tmp_path):
     "terms, fragment",
     [
         ({"gemm_speed": 0.5}, "kernel_efficiency.gemm_speed is not a calibrated term"),
-        ({"depthwise_bandwidth": 1.7}, "kernel_efficiency.depthwise_bandwidth is 1.7: an efficiency is a fraction"),
+        ({"depthwise_bandwidth": 1.7}, "depthwise_bandwidth is 1.7: an efficiency is a fraction"),
         ({"cuda_core_compute": 0}, "kernel_efficiency.cuda_core_compute"),
         ([0.5], "kernel_efficiency must be an object"),
     ],

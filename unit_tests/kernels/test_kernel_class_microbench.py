@@ -26,6 +26,9 @@ from roofline.hardware.efficiency import CALIBRATED_TERMS, efficiency_for
 pytestmark = pytest.mark.analytic
 
 H100 = get_gpu("h100")
+#: Terms under which the synthetic depthwise conv (4.5 FLOP/B) is memory-bound, as the tests assume; the
+#: shipped defaults move with every fit, so the tests name theirs.
+MEMORY_BOUND_DW = efficiency_for(H100).replace(cuda_core_compute=0.35, depthwise_bandwidth=0.55)
 ENVIRONMENT = {"host": "testhost", "date": "2026-01-02T03:04:05+00:00"}
 
 
@@ -116,7 +119,7 @@ def test_default_batches_exceed_the_l2_several_times():
 # ------------------------------------------------------------------------------------------- derivations
 def test_depthwise_bandwidth_and_cuda_core_lower_bound_from_a_time():
     timing = timing_at(mb.depthwise_network(), 66, bytes_s=0.6 * H100.dram_bandwidth_bytes_s)
-    result = mb.depthwise_terms(timing, H100)
+    result = mb.depthwise_terms(timing, H100, MEMORY_BOUND_DW)
     assert result.memory_bound  # 4.5 FLOP/B, far below the CUDA-core ridge
     assert result.depthwise_bandwidth.name == "depthwise_bandwidth"
     assert result.depthwise_bandwidth.value == pytest.approx(0.6)
@@ -144,7 +147,7 @@ def test_terms_are_the_inverse_of_the_time_and_clip_at_one(time_s):
     raw = counts.nbytes / time_s / H100.dram_bandwidth_bytes_s
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = mb.depthwise_terms(timing, H100)
+        result = mb.depthwise_terms(timing, H100, MEMORY_BOUND_DW)
     said = [str(w.message) for w in caught if w.category is ClippedTermWarning]
     assert any(m.startswith("depthwise_bandwidth measured") and "clipped to 1" in m for m in said) == (
         raw > 1
@@ -264,7 +267,9 @@ def test_gemm_reference_is_the_roof_the_model_times_attention_on():
     assert "no fp16 GEMM measured" in source
     # GeForce: FP16 with FP32 accumulation (what torch runs) is the half-rate figure.
     ada = get_gpu("rtx4090")
-    assert mb.gemm_reference(ada)[0] == pytest.approx(ada.peak("fp16", "fp32") * 0.8)
+    assert mb.gemm_reference(ada)[0] == pytest.approx(
+        ada.peak("fp16", "fp32") * efficiency_for(ada).gemm_compute
+    )
     with pytest.raises(RooflineError, match="GEMM rate must be positive"):
         mb.gemm_reference(H100, -1.0)
 
@@ -276,7 +281,9 @@ BATCHES = {"depthwise": 66, "grouped": 500}
 
 def synthetic_classes(gpu=H100, grouped_tflops=(20.0, 12.0, 9.0), attention=(0.55, 0.72)) -> KernelClasses:
     depthwise = mb.depthwise_terms(
-        timing_at(mb.depthwise_network(), 66, bytes_s=0.6 * gpu.dram_bandwidth_bytes_s, label="dw"), gpu
+        timing_at(mb.depthwise_network(), 66, bytes_s=0.6 * gpu.dram_bandwidth_bytes_s, label="dw"),
+        gpu,
+        MEMORY_BOUND_DW,
     )
     tensor = [mb.tensor_core_flops_s(mb.grouped_network(g), 500, gpu, GEMM_FP16) for g in mb.GROUPED_GROUPS]
     grouped = mb.grouped_terms(grouped_timings(list(grouped_tflops)), tensor, gpu)
@@ -389,7 +396,9 @@ def test_summary_reports_each_term_against_its_default():
         assert verdict in line[name]
     bn = next(x for x in text.splitlines() if x.startswith("bn+relu C256") and "%" in x)
     assert "70.0%" in bn and "MISSED" in bn
-    assert text.splitlines()[-1].startswith("below target: cuda_core_compute, attention_compute, bn+relu")
+    missed = [name for name, value in (("cuda_core_compute", 0.179), ("depthwise_bandwidth", 0.6),
+              ("attention_compute", 0.72)) if value < getattr(defaults, name)]  # fmt: skip
+    assert text.splitlines()[-1].startswith(f"below target: {', '.join([*missed, 'bn+relu'])}")
     partial = calibration_with(KernelClasses("h100-sxm", attention=synthetic_classes().attention))
     assert "not measured" in next(
         x for x in calibrate.summary(partial).splitlines() if x.startswith("cuda_core")

@@ -97,8 +97,8 @@ def test_eager_adds_a_conv_bias_in_its_own_kernel():
 def attention_block(seq=197, heads=6, dim=64):
     q, kt, v = (1, heads, seq, dim), (1, heads, dim, seq), (1, heads, seq, dim)
     s = (heads, seq, seq)
-    scores = ir.MatMul(name="qk", inputs=("q", "kt"), output="qk", input_shapes=((heads, seq, dim), (heads, dim, seq)),
-                       output_shape=s)  # fmt: skip
+    qk_shapes = ((heads, seq, dim), (heads, dim, seq))
+    scores = ir.MatMul(name="qk", inputs=("q", "kt"), output="qk", input_shapes=qk_shapes, output_shape=s)
     soft = ir.Softmax(name="sm", inputs=("qk",), output="sm", input_shapes=(s,), output_shape=s)
     out = ir.MatMul(name="av", inputs=("sm", "v"), output="av", input_shapes=(s, (heads, seq, dim)),
                     output_shape=(heads, seq, dim))  # fmt: skip
