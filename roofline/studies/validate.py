@@ -33,6 +33,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -82,11 +83,40 @@ def network_kind(network: Network) -> str:
     return "transformer" if attention else "cnn"
 
 
+#: Name prefixes of ported weights, not of other architectures (timm: tf_efficientnet_b0 is
+#: efficientnet_b0 with TF "same" padding, legacy_seresnet50 and gluon_resnet50 are older ports,
+#: dm_nfnet is DeepMind's NFNet).
+PORT_PREFIXES = ("tf_", "legacy_", "gluon_", "dm_")
+
+
+def architecture(model: str) -> str:
+    """The architecture name of a model spec: ``timm:resnet50.a1_in1k`` -> ``resnet50``."""
+    name = model.rpartition(":")[2]
+    name = PurePosixPath(name.replace("\\", "/")).name
+    return name.split(".")[0].lower()
+
+
 def family(model: str) -> str:
-    """The architecture family: the leading letters of the name (``resnext50_32x4d`` -> ``resnext``)."""
-    name = model.rpartition(":")[2].lower()
+    """The architecture name's stem: every ResNeXt together, every MobileNet version together.
+
+    The leading run of letters of the architecture name, after dropping a port prefix
+    (``PORT_PREFIXES``) and a version ``v`` before a digit: ``resnext101_32x8d`` -> ``resnext``,
+    ``tf_efficientnetv2_s`` -> ``efficientnet``, ``mobilenetv3_large_100`` -> ``mobilenet``,
+    ``swinv2_tiny_window8_256`` -> ``swin``. A name without a leading letter is its own family.
+    Fits split by it (``tools/fit_efficiency.py``, the learned predictor), so no family leaks.
+    """
+    name = architecture(model)
+    for prefix in PORT_PREFIXES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            name = name[len(prefix) :]
+            break
     match = re.match(r"[a-z]+", name)
-    return match.group(0) if match else name
+    if match is None:
+        return name
+    stem = match.group(0)
+    if stem.endswith("v") and len(stem) > 2 and name[len(stem) : len(stem) + 1].isdigit():
+        stem = stem[:-1]
+    return stem
 
 
 def resolve_measured(model: str, resolution: int, *, cache: bool = True, reparam: bool = False) -> Network:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -53,6 +52,7 @@ from roofline.analysis.target import Target
 from roofline.errors import RooflineError
 from roofline.model.fusion import ACTIVATIONS
 from roofline.model.ir import Conv, Elementwise, Linear, Network, Softmax
+from roofline.studies.validate import family
 
 #: The utilization-prediction study's seven features, in its order.
 STUDY_FEATURES = (
@@ -82,41 +82,7 @@ POSITIVE_COLUMNS = frozenset(
 )  # fmt: skip
 OPTIONAL_COLUMNS = frozenset({"time_utilization", "resolution"})
 
-#: Name prefixes of ported weights, not of other architectures (timm: tf_efficientnet_b0 is
-#: efficientnet_b0 with TF "same" padding, legacy_seresnet50 and gluon_resnet50 are older ports,
-#: dm_nfnet is DeepMind's NFNet).
-PORT_PREFIXES = ("tf_", "legacy_", "gluon_", "dm_")
-
 _FIX = "rebuild it with `roofline learn DATA... --out FILE` (README, 'Learned utilization predictor')"
-
-
-def architecture(model: str) -> str:
-    """The architecture name of a model spec: ``timm:resnet50.a1_in1k`` -> ``resnet50``."""
-    name = model.rpartition(":")[2]
-    name = PurePosixPath(name.replace("\\", "/")).name
-    return name.split(".")[0].lower()
-
-
-def family(model: str) -> str:
-    """The architecture name's stem: every ResNeXt together, every MobileNet version together.
-
-    The leading run of letters of the architecture name, after dropping a port prefix
-    (``PORT_PREFIXES``) and a version ``v`` before a digit: ``resnext101_32x8d`` -> ``resnext``,
-    ``tf_efficientnetv2_s`` -> ``efficientnet``, ``mobilenetv3_large_100`` -> ``mobilenet``,
-    ``swinv2_tiny_window8_256`` -> ``swin``. A name without a leading letter is its own family.
-    """
-    name = architecture(model)
-    for prefix in PORT_PREFIXES:
-        if name.startswith(prefix) and len(name) > len(prefix):
-            name = name[len(prefix) :]
-            break
-    match = re.match(r"[a-z]+", name)
-    if match is None:
-        return name
-    stem = match.group(0)
-    if stem.endswith("v") and len(stem) > 2 and name[len(stem) : len(stem) + 1].isdigit():
-        stem = stem[:-1]
-    return stem
 
 
 def graph_counts(network: Network) -> dict[str, float]:
