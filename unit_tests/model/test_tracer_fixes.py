@@ -74,6 +74,13 @@ def test_timm_models_that_pass_parameters_into_submodules_trace(name):
     assert not net.unsupported_ops and net.flops() > 1e9
 
 
+@pytest.mark.parametrize("name", ["coat_lite_tiny", "coat_tiny"])
+def test_models_with_tied_parameters_trace(name):
+    # CoaT shares its positional convs across blocks: the meta stand-ins must stay one tensor per tie.
+    net = check_timm(name)
+    assert net.flops() > 1e9
+
+
 # -- 2. work on weights and constants alone ----------------------------------------------------------
 
 

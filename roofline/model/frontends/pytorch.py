@@ -357,10 +357,13 @@ def _meta_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """
     state = dict(module.named_parameters(remove_duplicate=False))
     state.update(module.named_buffers(remove_duplicate=False))
-    return {
-        k: v.detach() if v.device.type == "meta" else torch.empty_like(v, device="meta")
-        for k, v in state.items()
-    }
+    # Tied tensors (one parameter under several names, CoaT's shared convs) must stay one tensor:
+    # functional_call refuses different values for names it knows are tied.
+    stand_ins: dict[int, torch.Tensor] = {}
+    for v in state.values():
+        if id(v) not in stand_ins:
+            stand_ins[id(v)] = v.detach() if v.device.type == "meta" else torch.empty_like(v, device="meta")
+    return {k: stand_ins[id(v)] for k, v in state.items()}
 
 
 def trace_module(
