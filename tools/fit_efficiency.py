@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import least_squares
-from scipy.stats import spearmanr
 from sklearn.model_selection import GroupKFold
 
 from roofline.analysis.predict import FusedNetwork, fused_for, kernel_times
@@ -36,7 +35,7 @@ from roofline.errors import RooflineError
 from roofline.hardware.efficiency import efficiency_for
 from roofline.model.ir_file import read_network
 from roofline.perf.measured import read_measured
-from roofline.studies.validate import family, resolve_measured
+from roofline.studies.validate import Stats, family, resolve_measured
 
 #: The terms fitted, their bounds; the rest keep their published or derived values.
 FITTED = {
@@ -136,10 +135,8 @@ def fit(
 
 
 def scores(pred: np.ndarray, measured: np.ndarray) -> str:
-    err = np.abs(pred / measured - 1)
-    rho = spearmanr(pred, measured).statistic
-    mdape, within = 100 * np.median(err), 100 * np.mean(err <= 0.15)
-    return f"MdAPE {mdape:5.1f}%  within 15% {within:5.1f}%  Spearman {rho:.3f}"
+    s = Stats.of(pred, measured)
+    return f"MdAPE {100 * s.mdape:5.1f}%  within 15% {100 * s.within_15:5.1f}%  Spearman {s.spearman:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,6 +163,18 @@ def _add_learned(cmd: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_file_overrides(cmd: argparse.ArgumentParser) -> None:
+    """--gpu and --engine for commands that read measured files, which name their own."""
+    cmd.add_argument(
+        "--gpu",
+        help="GPU key or alias for every measured file (default: the one each file names; `roofline gpus`)",
+    )
+    cmd.add_argument(
+        "--engine", metavar="E",
+        help="engine for every measured file (default: the one each file names; see `roofline engines`)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="roofline", description="Analytic GPU roofline model for CNNs.")
     parser.add_argument("--version", action="version", version=f"roofline {__version__}")
@@ -350,13 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a timm benchmark.py CSV, a results JSON from `nox -s perf`, or the file name of a table "
         "shipped in roofline/data/measured/",
     )  # fmt: skip
-    val.add_argument(
-        "--gpu", help="GPU key or alias for every file (default: the one each file names; `roofline gpus`)"
-    )
-    val.add_argument(
-        "--engine", metavar="E",
-        help="engine for every file (default: the one each file names; see `roofline engines`)",
-    )  # fmt: skip
+    _add_file_overrides(val)
     val.add_argument(
         "--dtype", choices=list(DTYPE_BYTES),
         help="datatype (default: the file's, else fp16: timm's tables are AMP float16)",
@@ -388,8 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=options.path, metavar="FILE.csv",
         help="write the features table, which --learned-model reads",
     )  # fmt: skip
-    learn.add_argument("--gpu", help="GPU key or alias for every measured file (default: the one each names)")
-    learn.add_argument("--engine", metavar="E", help="engine for every measured file (default: each file's)")
+    _add_file_overrides(learn)
     learn.add_argument(
         "--target", choices=LEARN_TARGETS, default=LEARN_TARGETS[0],
         help="FLOP utilization (throughput x FLOPs / peak; default) or nvidia-smi's time utilization "
@@ -783,12 +788,11 @@ def _perf_compare(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> None:
     import re
-    from pathlib import Path
 
     from roofline.analysis.engines import get_engine
     from roofline.cli import plots
     from roofline.hardware.gpus import get_gpu
-    from roofline.perf.measured import packaged_tables, read_measured
+    from roofline.perf.measured import locate, read_measured
     from roofline.studies.validate import resolve_measured, validate
 
     if args.gpu is not None:
@@ -801,12 +805,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise RooflineError(f"--models {args.models!r} is not a regular expression ({exc})") from None
     if args.plot:
         plots.check_path(args.plot)
-    shipped = packaged_tables()
-    tables = []
-    for name in _unique(args.measured):
-        # A bare file name of a shipped table reads the packaged copy (unless such a file is here).
-        path = shipped[name] if name in shipped and not Path(name).exists() else name
-        tables.append(read_measured(path).select(pattern, args.limit))
+    tables = [read_measured(locate(name)).select(pattern, args.limit) for name in _unique(args.measured)]
 
     def target_for(gpu: str | None, engine: str | None, dtype: str | None) -> Target:
         gpu, engine = args.gpu or gpu, args.engine or engine
@@ -838,11 +837,10 @@ def _validate(args: argparse.Namespace) -> None:
 
 def _learn(args: argparse.Namespace) -> None:
     import time
-    from pathlib import Path
 
     from roofline.analysis.engines import get_engine
     from roofline.hardware.gpus import get_gpu
-    from roofline.perf.measured import packaged_tables, read_measured
+    from roofline.perf.measured import locate, read_measured
     from roofline.perf.results import load_results
     from roofline.studies.learned import features, training
     from roofline.studies.validate import resolve_measured
@@ -853,10 +851,9 @@ def _learn(args: argparse.Namespace) -> None:
         args.held_out_gpu = get_gpu(args.held_out_gpu).key
     if args.out:
         files.check_parent(args.out)
-    shipped = packaged_tables()
     tables, samples, unreadable = [], [], []
     for name in _unique(args.data):
-        path = shipped[name] if name in shipped and not Path(name).exists() else Path(name)
+        path = locate(name)
         first = _first_line(path)
         if features.is_features_header(first):
             tables.append(features.read_table(path))

@@ -116,6 +116,12 @@ def packaged_tables() -> dict[str, Path]:
     }
 
 
+def locate(name: str | Path) -> Path:
+    """``name`` as a path: a shipped table's bare file name is its packaged copy, unless that file is here."""
+    shipped = packaged_tables()
+    return shipped[str(name)] if str(name) in shipped and not Path(name).exists() else Path(name)
+
+
 def read_measured(path: str | Path) -> MeasuredTable:
     """The measured table in ``path``: a timm benchmark CSV or a results JSON (module doc)."""
     path = Path(path)
